@@ -1,0 +1,66 @@
+"""Typed settings, read from the environment (prefix ``CHIBIFY_``) and an optional ``.env`` file.
+
+This is the only module that reads the environment; everything else gets plain values handed down.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EngineName = Literal["chibi", "diffusion"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CHIBIFY_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
+
+    discord_token: SecretStr | None = Field(None, description="Bot token from the Discord developer portal.")
+    dev_guild_id: int | None = Field(None, description="Sync slash commands to this guild only (instant, for testing).")
+    shard_count: int | None = Field(None, ge=1, description="Run sharded with this many shards (large bots).")
+    data_dir: Path = Field(Path("data"), description="Folder for the SQLite file and the image blobs.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/chibify.db. PostgreSQL: postgresql+asyncpg://..."
+    )
+    engine: EngineName = Field("chibi", description="Default engine: chibi (built in, no download) or diffusion.")
+    queue_max_total: int = Field(200, ge=1, description="Jobs allowed in the queue at once, all users together.")
+    queue_max_per_user: int = Field(5, ge=1, description="Jobs one user may have queued at once.")
+    batch_max: int = Field(4, ge=1, le=64, description="Largest batch the worker runs in one go.")
+    batch_window_ms: int = Field(50, ge=0, le=5000, description="How long to wait to fill a batch (ms).")
+    job_timeout_s: float = Field(120.0, gt=0, description="A job running longer than this is killed and failed.")
+    metrics_port: int | None = Field(None, description="Serve Prometheus metrics on this port (off when unset).")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.upper()
+        if v not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("log level must be DEBUG, INFO, WARNING or ERROR")
+        return v
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'chibify.db').as_posix()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+def configure_logging(level: str) -> None:
+    """Handlers are configured once, here, by the entry points."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    # discord.py is chatty at INFO about the gateway; keep it to warnings unless debugging.
+    if level.upper() != "DEBUG":
+        logging.getLogger("discord").setLevel(logging.WARNING)
