@@ -1,0 +1,42 @@
+"""Chibify storage: SQLAlchemy 2 async models and repositories, Alembic migrations, image blobs.
+
+Never imports discord, torch, bot or generation. Start with :class:`Storage` (docs/storage.md).
+"""
+
+from storage.blobs import BlobStore, FileBlobStore
+from storage.errors import (
+    BlobNotFound,
+    DatabaseBehind,
+    InvalidBlobKey,
+    InvalidTransition,
+    NotFound,
+    SchemaMismatch,
+    StorageError,
+)
+from storage.facade import DEFAULT_GC_GRACE_SECONDS, ForgetResult, GcResult, Storage
+from storage.models import Avatar, AvatarKind, Guild, Job, JobStatus, PromptPolicy, User
+from storage.repo import HistoryPage
+
+__all__ = [
+    "DEFAULT_GC_GRACE_SECONDS",
+    "Avatar",
+    "AvatarKind",
+    "BlobNotFound",
+    "BlobStore",
+    "DatabaseBehind",
+    "FileBlobStore",
+    "ForgetResult",
+    "GcResult",
+    "Guild",
+    "HistoryPage",
+    "InvalidBlobKey",
+    "InvalidTransition",
+    "Job",
+    "JobStatus",
+    "NotFound",
+    "PromptPolicy",
+    "SchemaMismatch",
+    "Storage",
+    "StorageError",
+    "User",
+]
