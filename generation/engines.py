@@ -1,0 +1,168 @@
+"""Engines the worker can run, found by name.
+
+An engine is any object with ``run_batch(requests, progress) -> list[GenerationResult | BaseException]``
+(one entry per request, in order; an exception entry fails only that request). ``progress(index, step,
+total_steps)`` reports that request ``index`` of the batch reached ``step`` of ``total_steps``.
+
+Engines are built in the worker process only (see :mod:`generation.worker`); this module imports no engine
+code at import time, so the bot process can import it freely (it never imports torch).
+
+Names resolve through :data:`ENGINE_REGISTRY`; any ``"module:factory"`` string works too, and
+``EngineSpec(name, target, options)`` gives a name to a target with keyword options.
+"""
+
+from __future__ import annotations
+
+import importlib
+import struct
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any, Protocol, runtime_checkable
+
+from generation.jobs import EngineSpec, GenerationRequest, GenerationResult
+
+__all__ = [
+    "ENGINE_REGISTRY",
+    "ChibiAdapter",
+    "Engine",
+    "ProgressFn",
+    "SyntheticEngine",
+    "build_engine",
+    "engine_spec",
+    "solid_png",
+]
+
+ProgressFn = Callable[[int, int, int], None]
+
+#: Built-in engine names -> "module:factory".
+ENGINE_REGISTRY: dict[str, str] = {
+    "chibi": "generation.engines:ChibiAdapter",
+    "synthetic": "generation.engines:SyntheticEngine",
+}
+
+
+@runtime_checkable
+class Engine(Protocol):
+    def run_batch(
+        self, requests: list[GenerationRequest], progress: ProgressFn
+    ) -> list[GenerationResult | BaseException]: ...
+
+
+def engine_spec(value: str | EngineSpec) -> EngineSpec:
+    """Normalise ``"chibi"``, ``"name=module:factory"``, ``"module:factory"`` or an EngineSpec."""
+    if isinstance(value, EngineSpec):
+        return value
+    if "=" in value:
+        name, _, target = value.partition("=")
+        return EngineSpec(name=name.strip(), target=target.strip())
+    if value in ENGINE_REGISTRY:
+        return EngineSpec(name=value, target=ENGINE_REGISTRY[value])
+    if ":" in value:
+        return EngineSpec(name=value, target=value)
+    raise ValueError(f"unknown engine {value!r}: use one of {sorted(ENGINE_REGISTRY)} or 'module:factory'")
+
+
+def build_engine(spec: EngineSpec) -> Engine:
+    """Import ``spec.target`` and call it with ``spec.options``. Runs in the worker process."""
+    module_name, _, attr = spec.target.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"engine target {spec.target!r} must look like 'module:factory'")
+    module = importlib.import_module(module_name)
+    factory = getattr(module, attr)
+    engine = factory(**dict(spec.options))
+    if not callable(getattr(engine, "run_batch", None)):
+        raise TypeError(f"engine {spec.name!r} ({spec.target}) has no run_batch method")
+    return engine  # type: ignore[no-any-return, unused-ignore]
+
+
+class ChibiAdapter:
+    """The built-in vector chibi engine, one request at a time (it is CPU-bound and fast).
+
+    ``generation.chibi`` is imported here, inside the worker, so the bot process never pays for it.
+    """
+
+    def __init__(self) -> None:
+        from generation.chibi import ChibiEngine  # type: ignore[attr-defined, unused-ignore]
+        from generation.spec import AvatarSpec
+
+        self._engine = ChibiEngine()
+        self._spec_cls = AvatarSpec
+
+    def run_batch(
+        self, requests: list[GenerationRequest], progress: ProgressFn
+    ) -> list[GenerationResult | BaseException]:
+        out: list[GenerationResult | BaseException] = []
+        for index, request in enumerate(requests):
+            started = time.perf_counter()
+            try:
+                spec = self._spec_cls.from_json(request.spec).resolved()
+                png = self._engine.render(spec, request.size)
+                out.append(
+                    GenerationResult(
+                        png=png,
+                        width=request.size,
+                        height=request.size,
+                        engine="chibi",
+                        model=None,
+                        spec=spec.to_json(),
+                        run_s=time.perf_counter() - started,
+                    )
+                )
+            except Exception as exc:
+                out.append(exc)
+            progress(index, 1, 1)
+        return out
+
+
+@lru_cache(maxsize=8)
+def solid_png(size: int, rgb: tuple[int, int, int] = (255, 214, 224)) -> bytes:
+    """A valid ``size`` x ``size`` single-colour PNG, built with zlib only (cached)."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    row = b"\x00" + bytes(rgb) * size
+    raw = zlib.compress(row * size, 6)
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+class SyntheticEngine:
+    """A stand-in for a GPU: each batch costs ``per_batch_s + per_item_s * len(batch)`` of waiting (not
+    CPU), reported as ``steps`` progress steps. Used by the benchmark and by tests."""
+
+    def __init__(self, per_batch_s: float = 0.05, per_item_s: float = 0.01, steps: int = 4) -> None:
+        if per_batch_s < 0 or per_item_s < 0:
+            raise ValueError("costs must not be negative")
+        self.per_batch_s = per_batch_s
+        self.per_item_s = per_item_s
+        self.steps = max(1, steps)
+
+    def run_batch(
+        self, requests: Sequence[GenerationRequest], progress: ProgressFn
+    ) -> list[GenerationResult | BaseException]:
+        started = time.perf_counter()
+        total = self.per_batch_s + self.per_item_s * len(requests)
+        for step in range(1, self.steps + 1):
+            time.sleep(total / self.steps)
+            for index in range(len(requests)):
+                progress(index, step, self.steps)
+        run_s = time.perf_counter() - started
+        return [
+            GenerationResult(
+                png=solid_png(r.size),
+                width=r.size,
+                height=r.size,
+                engine="synthetic",
+                model=r.model,
+                spec=r.spec,
+                run_s=run_s,
+            )
+            for r in requests
+        ]
+
+
+def describe(spec: EngineSpec) -> dict[str, Any]:
+    return {"name": spec.name, "target": spec.target, "options": dict(spec.options)}

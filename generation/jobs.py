@@ -1,0 +1,226 @@
+"""Plain-value types that cross the generation boundary, and the queue <-> worker protocol.
+
+Everything here is a frozen dataclass of plain values (ints, strings, bytes, dicts of JSON values), so it
+pickles across the worker pipe and could as well travel over a socket to a remote GPU worker later. Nothing
+here imports an engine, torch, discord or storage.
+
+The worker protocol is four messages, one batch in flight at a time::
+
+    service -> worker   RunBatch(batch_id, items=((job_id, GenerationRequest), ...))   |  Shutdown()
+    worker  -> service  WorkerReady(pid, engines)                                       (once, after loading)
+                        BatchProgress(batch_id, job_id, step, total_steps)              (any number)
+                        BatchDone(batch_id, outcomes=(ItemOutcome(job_id, result | error), ...))
+
+A worker that dies shows up as end-of-file on its connection; a worker that hangs is caught by the
+service's deadline. Errors travel as short strings, never as pickled exception objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "EVENT_KINDS",
+    "BatchDone",
+    "BatchProgress",
+    "EngineSpec",
+    "EventKind",
+    "GenerationRequest",
+    "GenerationResult",
+    "ItemOutcome",
+    "ProgressEvent",
+    "RunBatch",
+    "Shutdown",
+    "WorkerMessage",
+    "WorkerReady",
+]
+
+REQUEST_JSON_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """One picture to make.
+
+    ``user_key`` identifies the person for fairness and caps (e.g. ``"discord:1234"`` or
+    ``"console:alice"``). ``spec`` is the AvatarSpec JSON. ``init_image`` (a selfie) is processed in
+    memory only: it is never written to the jobs table (see :meth:`to_json`).
+    """
+
+    user_key: str
+    spec: dict[str, Any]
+    engine: str = "chibi"
+    model: str | None = None
+    size: int = 512
+    steps: int = 0
+    prompt: str = ""
+    kind: str = "prompt"
+    parent_spec: dict[str, Any] | None = None
+    init_image: bytes | None = field(default=None, repr=False)
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.user_key:
+            raise ValueError("user_key must not be empty")
+        if not isinstance(self.spec, dict):
+            raise TypeError("spec must be the AvatarSpec JSON (a dict)")
+        if not 16 <= self.size <= 4096:
+            raise ValueError(f"size must be between 16 and 4096 pixels, got {self.size}")
+        if self.steps < 0:
+            raise ValueError("steps must not be negative")
+        if not self.engine:
+            raise ValueError("engine must be named")
+
+    def batch_key(self) -> tuple[str, str | None, int, int]:
+        """Requests with equal keys can run in one batch."""
+        return (self.engine, self.model, self.size, self.steps)
+
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        for k, v in self.metadata:
+            if k == key:
+                return v
+        return default
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON for the jobs table. The selfie is left out on purpose; ``has_init_image`` records it."""
+        return {
+            "v": REQUEST_JSON_VERSION,
+            "user_key": self.user_key,
+            "spec": self.spec,
+            "engine": self.engine,
+            "model": self.model,
+            "size": self.size,
+            "steps": self.steps,
+            "prompt": self.prompt,
+            "kind": self.kind,
+            "parent_spec": self.parent_spec,
+            "has_init_image": self.init_image is not None,
+            "metadata": [[k, v] for k, v in self.metadata],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GenerationRequest:
+        """Rebuild a request stored with :meth:`to_json` (``init_image`` is never stored: it comes back None)."""
+        return cls(
+            user_key=str(data["user_key"]),
+            spec=dict(data["spec"]),
+            engine=str(data.get("engine", "chibi")),
+            model=data.get("model"),
+            size=int(data.get("size", 512)),
+            steps=int(data.get("steps", 0)),
+            prompt=str(data.get("prompt", "")),
+            kind=str(data.get("kind", "prompt")),
+            parent_spec=data.get("parent_spec"),
+            init_image=None,
+            metadata=tuple((str(k), str(v)) for k, v in data.get("metadata", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationResult:
+    """A finished picture. ``job_id`` and ``stored`` (what the job store returned when it saved the
+    avatar, e.g. its ids) are filled in by the service."""
+
+    png: bytes = field(repr=False)
+    width: int
+    height: int
+    engine: str
+    model: str | None
+    spec: dict[str, Any]
+    run_s: float
+    job_id: int = 0
+    stored: Any = None
+
+    def to_store(self, request: GenerationRequest) -> dict[str, Any]:
+        """The plain dict handed to ``JobStore.complete``."""
+        seed = self.spec.get("seed", request.spec.get("seed", 0))
+        return {
+            "png": self.png,
+            "width": self.width,
+            "height": self.height,
+            "engine": self.engine,
+            "model": self.model,
+            "spec": self.spec,
+            "spec_version": int(self.spec.get("version", 1)),
+            "seed": int(seed or 0),
+            "prompt": request.prompt,
+            "kind": request.kind,
+            "metadata": dict(request.metadata),
+        }
+
+
+EventKind = Literal["queued", "position", "started", "step", "done", "failed", "cancelled"]
+EVENT_KINDS: tuple[str, ...] = ("queued", "position", "started", "step", "done", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """What a waiting user can be told. ``done``, ``failed`` and ``cancelled`` are the last event."""
+
+    job_id: int
+    kind: EventKind
+    position: int | None = None
+    eta_s: float | None = None
+    step: int | None = None
+    total_steps: int | None = None
+    message: str = ""
+
+    @property
+    def final(self) -> bool:
+        return self.kind in ("done", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSpec:
+    """How the worker builds an engine: ``target`` is ``"module:factory"``, called with ``options``."""
+
+    name: str
+    target: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+# --- the worker protocol ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunBatch:
+    batch_id: int
+    items: tuple[tuple[int, GenerationRequest], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReady:
+    pid: int
+    engines: tuple[str, ...]
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProgress:
+    batch_id: int
+    job_id: int
+    step: int
+    total_steps: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    job_id: int
+    result: GenerationResult | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDone:
+    batch_id: int
+    outcomes: tuple[ItemOutcome, ...]
+    run_s: float = 0.0
+
+
+WorkerMessage = WorkerReady | BatchProgress | BatchDone

@@ -1,0 +1,892 @@
+"""GenerationService: the asyncio queue in the bot's event loop that keeps one worker process busy.
+
+* Durable: every job is written to the job store before it is queued; every transition is recorded there;
+  on :meth:`GenerationService.start` unfinished jobs are queued again (or failed with a deliverable reason).
+* Fair: one queue per ``user_key``, served round-robin; a per-user and a global cap make :meth:`submit`
+  fail at once with :class:`QueueFull` ("busy, try again in ~N s").
+* Batched: compatible requests (same :meth:`GenerationRequest.batch_key`) from the head of the rotation go
+  together, up to ``max_batch``; a lone request waits at most ``batch_window_s`` for company.
+* Supervised: a dead worker is replaced and its batch retried once (each job alone, so one poison request
+  cannot take its neighbours down twice); a batch past ``job_timeout_s`` kills the worker and fails with
+  "took too long".
+
+The worker is reached through the small :class:`WorkerClient` protocol (start / run_batch / kill / stop),
+implemented for a local spawned process by :class:`generation.worker.ProcessWorker`.
+
+This module never imports storage/ or bot/: the job store is anything that satisfies :class:`JobStore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from generation.engines import engine_spec
+from generation.jobs import (
+    BatchDone,
+    BatchProgress,
+    EngineSpec,
+    GenerationRequest,
+    GenerationResult,
+    ProgressEvent,
+    RunBatch,
+)
+from generation.metrics import ServiceMetrics
+from generation.worker import ProcessWorker, WorkerCrashed, describe_error
+
+__all__ = [
+    "GenerationError",
+    "GenerationService",
+    "JobCancelled",
+    "JobFailed",
+    "JobHandle",
+    "JobStore",
+    "QueueFull",
+    "ServiceStopped",
+    "StoredJob",
+    "WorkerClient",
+]
+
+log = logging.getLogger(__name__)
+
+TOOK_TOO_LONG = "took too long"
+
+
+# --- errors -------------------------------------------------------------------------------------------------
+
+
+class GenerationError(Exception):
+    """Base class of the errors a caller of the service is expected to handle."""
+
+
+class QueueFull(GenerationError):
+    """Too many waiting jobs (for this user, or in total). ``str(exc)`` can be shown to the user."""
+
+    def __init__(self, message: str, *, retry_after_s: int, scope: str) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.scope = scope
+
+
+class ServiceStopped(GenerationError):
+    """The service is not running (not started yet, or stopping). Queued jobs stay in the database."""
+
+
+class JobFailed(GenerationError):
+    """The job failed; ``reason`` is short and can be shown to the user."""
+
+    def __init__(self, job_id: int, reason: str) -> None:
+        super().__init__(f"job {job_id} failed: {reason}")
+        self.job_id = job_id
+        self.reason = reason
+
+
+class JobCancelled(GenerationError):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} was cancelled")
+        self.job_id = job_id
+
+
+# --- the seams: job store and worker -------------------------------------------------------------------------
+
+
+class StoredJob(Protocol):
+    """An unfinished job as the store hands it back on start-up (plain values)."""
+
+    @property
+    def job_id(self) -> int: ...
+    @property
+    def request(self) -> dict[str, Any]: ...
+    @property
+    def user_key(self) -> str: ...
+    @property
+    def status(self) -> str: ...  # "queued" or "running"
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...  # timezone-aware
+    @property
+    def deliver(self) -> dict[str, Any] | None: ...
+
+
+class JobStore(Protocol):
+    """Where jobs live. ``storage.jobstore.SqlJobStore`` implements it on the jobs table.
+
+    Every method is one transaction. ``complete`` stores the avatar and marks the job done together and is
+    idempotent (one job makes at most one avatar, however often it is called).
+    """
+
+    async def create(
+        self, request: dict[str, Any], user_key: str, *, kind: str, deliver: dict[str, Any] | None
+    ) -> int: ...
+    async def mark_running(self, job_id: int) -> None: ...
+    async def complete(self, job_id: int, result: dict[str, Any]) -> Any: ...
+    async def fail(self, job_id: int, error: str) -> None: ...
+    async def cancel(self, job_id: int) -> None: ...
+    async def requeue(self, job_id: int) -> None: ...
+    async def unfinished(self) -> Sequence[StoredJob]: ...
+
+
+class WorkerClient(Protocol):
+    """The queue <-> worker boundary. Raise :class:`~generation.worker.WorkerCrashed` when the worker is
+    gone; the service enforces deadlines itself and calls ``kill`` on a worker it gives up on."""
+
+    @property
+    def pid(self) -> int | None: ...
+    async def start(self) -> Any: ...
+    async def run_batch(self, batch: RunBatch, on_progress: Callable[[BatchProgress], None]) -> BatchDone: ...
+    async def kill(self) -> None: ...
+    async def stop(self, timeout_s: float = 5.0) -> None: ...
+
+
+WorkerFactory = Callable[[tuple[EngineSpec, ...]], WorkerClient]
+
+
+# --- jobs and handles ----------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Job:
+    job_id: int
+    request: GenerationRequest
+    deliver: dict[str, Any] | None
+    handle: JobHandle
+    submitted_at: float  # monotonic
+    enqueued_at: float  # monotonic; when it (re)entered the queue
+    state: str = "pending"  # pending | running | finished
+    attempts: int = 0
+    isolate: bool = False
+    cancel_requested: bool = False
+    started_at: float | None = None
+    last_position: int | None = None
+
+    @property
+    def user_key(self) -> str:
+        return self.request.user_key
+
+
+class JobHandle:
+    """What :meth:`GenerationService.submit` returns: await the result, follow progress, cancel."""
+
+    def __init__(
+        self,
+        service: GenerationService,
+        job_id: int,
+        request: GenerationRequest,
+        deliver: dict[str, Any] | None,
+    ) -> None:
+        self._service = service
+        self.job_id = job_id
+        self.request = request
+        self.deliver = deliver
+        self._future: asyncio.Future[GenerationResult] = asyncio.get_running_loop().create_future()
+        # Mark failures as retrieved: nobody has to await a handle they do not care about.
+        self._future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._history: list[ProgressEvent] = []
+        self._changed = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<JobHandle job_id={self.job_id} user={self.request.user_key} done={self.done()}>"
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    async def result(self) -> GenerationResult:
+        """The picture; raises :class:`JobFailed`, :class:`JobCancelled` or :class:`ServiceStopped`."""
+        return await asyncio.shield(self._future)
+
+    async def events(self) -> AsyncIterator[ProgressEvent]:
+        """Every event of this job from the start (queued, position, started, step...), ending with the
+        final one (done, failed or cancelled). Ends quietly if the service stops first."""
+        index = 0
+        while True:
+            while index < len(self._history):
+                event = self._history[index]
+                index += 1
+                yield event
+                if event.final:
+                    return
+            if self._future.done():
+                return
+            self._changed.clear()
+            await self._changed.wait()
+
+    def position(self) -> int | None:
+        """How many jobs run before this one (0 while it runs); None once finished."""
+        return self._service._position_of(self.job_id)
+
+    def eta_s(self) -> float | None:
+        """Estimated seconds until the result; None once finished."""
+        return self._service._eta_of(self.job_id)
+
+    async def cancel(self) -> bool:
+        """Cancel the job. A queued job is dropped; a running one is thrown away when it finishes.
+        Returns False if it had already finished."""
+        return await self._service._cancel(self.job_id)
+
+    # internal
+    def _emit(self, event: ProgressEvent) -> None:
+        if self._history and self._history[-1].final:
+            return
+        self._history.append(event)
+        self._changed.set()
+
+    def _resolve(self, result: GenerationResult | None = None, error: BaseException | None = None) -> None:
+        if self._future.done():
+            return
+        if error is not None:
+            self._future.set_exception(error)
+        else:
+            assert result is not None
+            self._future.set_result(result)
+        self._changed.set()
+
+
+# --- the service ----------------------------------------------------------------------------------------------
+
+
+class GenerationService:
+    def __init__(
+        self,
+        job_store: JobStore,
+        *,
+        engines: Sequence[str | EngineSpec] = ("chibi",),
+        max_batch: int = 4,
+        batch_window_s: float = 0.05,
+        max_queued_per_user: int = 5,
+        max_queued_total: int = 200,
+        job_timeout_s: float = 60.0,
+        max_attempts: int = 2,
+        stale_after_s: float = 3600.0,
+        worker_factory: WorkerFactory | None = None,
+        metrics: ServiceMetrics | None = None,
+        worker_start_timeout_s: float = 120.0,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        if batch_window_s < 0:
+            raise ValueError("batch_window_s must not be negative")
+        if max_queued_per_user < 1 or max_queued_total < 1:
+            raise ValueError("queue caps must be at least 1")
+        if job_timeout_s <= 0:
+            raise ValueError("job_timeout_s must be positive")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._store = job_store
+        self._engine_specs = tuple(engine_spec(e) for e in engines)
+        if not self._engine_specs:
+            raise ValueError("configure at least one engine")
+        self.engine_names = frozenset(s.name for s in self._engine_specs)
+        self.max_batch = max_batch
+        self.batch_window_s = batch_window_s
+        self.max_queued_per_user = max_queued_per_user
+        self.max_queued_total = max_queued_total
+        self.job_timeout_s = job_timeout_s
+        self.max_attempts = max_attempts
+        self.stale_after_s = stale_after_s
+        self.metrics = metrics if metrics is not None else ServiceMetrics()
+        self._worker_factory: WorkerFactory = worker_factory or (
+            lambda specs: ProcessWorker(specs, start_timeout_s=worker_start_timeout_s)
+        )
+
+        self._worker: WorkerClient | None = None
+        self._queues: dict[str, deque[_Job]] = {}
+        self._rotation: deque[str] = deque()  # users with pending jobs, next to serve first
+        self._jobs: dict[int, _Job] = {}  # every job not finished yet (pending or running)
+        self._unfinished_by_user: dict[str, int] = {}
+        self._reserved: dict[str, int] = {}  # submits between the cap check and the queue
+        self._running: list[_Job] = []
+        self._batch_started: float | None = None
+        self._batch_ids = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._stop_event = asyncio.Event()
+        self._accepting = False
+        self._started = False
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._finishers: set[asyncio.Task[None]] = set()
+        self._positions: dict[int, int] | None = None
+        # Running estimates (seconds) for ETAs and "try again in ~N s".
+        self._item_s = 1.0
+        self._batch_s = 1.0
+        self._have_estimate = False
+
+    # --- life cycle -------------------------------------------------------------------------------------
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self._worker.pid if self._worker is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._accepting
+
+    async def start(self) -> list[JobHandle]:
+        """Start the worker and recover unfinished jobs from the store.
+
+        Returns a handle for every recovered job, including those failed because they were too old (their
+        ``result()`` raises :class:`JobFailed` with a reason to deliver); ``handle.deliver`` says where.
+        """
+        if self._started:
+            raise RuntimeError("the service was already started")
+        self._started = True
+        self._worker = await self._new_worker()
+        handles = await self._recover()
+        self._accepting = True
+        self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="generation-dispatcher")
+        self._wake.set()
+        log.info(
+            "generation service started: engines=%s max_batch=%d window=%.3fs recovered=%d",
+            ",".join(sorted(self.engine_names)),
+            self.max_batch,
+            self.batch_window_s,
+            len(handles),
+        )
+        return handles
+
+    async def stop(self, drain_timeout: float = 30.0) -> None:
+        """Stop intake, let the running batch finish within ``drain_timeout`` seconds, leave every other
+        job queued in the store, and stop the worker. Waiting handles get :class:`ServiceStopped`."""
+        if not self._started:
+            return
+        self._accepting = False
+        self._stop_event.set()
+        self._wake.set()
+        dispatcher = self._dispatcher
+        if dispatcher is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(dispatcher), drain_timeout)
+            except TimeoutError:
+                log.warning("running batch did not finish within %.1f s; it stays queued", drain_timeout)
+                dispatcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dispatcher
+            except Exception:
+                log.exception("dispatcher failed")
+        if self._finishers:
+            await asyncio.gather(*self._finishers, return_exceptions=True)
+        # The batch that did not finish in time goes back to "queued" so it runs after the restart.
+        interrupted = [job for job in self._running if job.state == "running"]
+        self._running = []
+        if interrupted and self._worker is not None:
+            await self._worker.kill()
+        for job in interrupted:
+            await self._store_call("requeue", job.job_id)
+            job.state = "pending"
+        left = len(self._jobs)
+        stopped = ServiceStopped("the generator stopped; your request stays queued and runs when it is back")
+        for job in list(self._jobs.values()):
+            self._forget(job)
+            job.handle._resolve(error=stopped)
+        self._queues.clear()
+        self._rotation.clear()
+        self._update_queue_gauge()
+        if self._worker is not None:
+            await self._worker.stop(5.0)
+        log.info("generation service stopped (%d jobs left queued)", left)
+
+    async def __aenter__(self) -> GenerationService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- submit -----------------------------------------------------------------------------------------
+
+    async def submit(self, request: GenerationRequest, *, deliver: dict[str, Any] | None = None) -> JobHandle:
+        """Record the job in the store, queue it and return its handle.
+
+        Raises :class:`QueueFull` at once past the per-user or global cap, :class:`ServiceStopped` when not
+        running, ValueError for an engine that is not configured.
+        """
+        if not self._accepting:
+            raise ServiceStopped("the generator is not running right now; try again in a minute")
+        if request.engine not in self.engine_names:
+            raise ValueError(
+                f"engine {request.engine!r} is not available (configured: {', '.join(sorted(self.engine_names))})"
+            )
+        user = request.user_key
+        mine = self._unfinished_by_user.get(user, 0) + self._reserved.get(user, 0)
+        if mine >= self.max_queued_per_user:
+            wait = self._retry_after_user(user)
+            self.metrics.rejected.labels(scope="user").inc()
+            raise QueueFull(
+                f"busy, try again in ~{wait} s (you already have {mine} pictures waiting)",
+                retry_after_s=wait,
+                scope="user",
+            )
+        total = len(self._jobs) + sum(self._reserved.values())
+        if total >= self.max_queued_total:
+            wait = self._retry_after_total(total)
+            self.metrics.rejected.labels(scope="global").inc()
+            raise QueueFull(
+                f"busy, try again in ~{wait} s (the queue is full)", retry_after_s=wait, scope="global"
+            )
+        self._reserved[user] = self._reserved.get(user, 0) + 1
+        try:
+            job_id = await self._store.create(request.to_json(), user, kind=request.kind, deliver=deliver)
+        finally:
+            self._reserved[user] -= 1
+            if not self._reserved[user]:
+                del self._reserved[user]
+        handle = JobHandle(self, job_id, request, deliver)
+        now = time.monotonic()
+        job = _Job(job_id, request, deliver, handle, submitted_at=now, enqueued_at=now)
+        self._track(job)
+        self._enqueue(job)
+        self.metrics.submitted.labels(kind=request.kind).inc()
+        position = self._position_of(job_id)
+        job.last_position = position
+        handle._emit(ProgressEvent(job_id, "queued", position=position, eta_s=self._eta_of(job_id)))
+        log.debug("job %d queued for %s at position %s", job_id, user, position)
+        return handle
+
+    # --- queue bookkeeping ---------------------------------------------------------------------------------
+
+    def _track(self, job: _Job) -> None:
+        self._jobs[job.job_id] = job
+        self._unfinished_by_user[job.user_key] = self._unfinished_by_user.get(job.user_key, 0) + 1
+
+    def _forget(self, job: _Job) -> None:
+        if self._jobs.pop(job.job_id, None) is None:
+            return
+        left = self._unfinished_by_user.get(job.user_key, 1) - 1
+        if left > 0:
+            self._unfinished_by_user[job.user_key] = left
+        else:
+            self._unfinished_by_user.pop(job.user_key, None)
+
+    def _enqueue(self, job: _Job, *, front: bool = False) -> None:
+        job.state = "pending"
+        queue = self._queues.setdefault(job.user_key, deque())
+        if front:
+            queue.appendleft(job)
+            if job.user_key in self._rotation:
+                self._rotation.remove(job.user_key)
+            self._rotation.appendleft(job.user_key)
+        else:
+            queue.append(job)
+            if job.user_key not in self._rotation:
+                self._rotation.append(job.user_key)
+        self._positions = None
+        self._update_queue_gauge()
+        self._wake.set()
+
+    def _unqueue(self, job: _Job) -> None:
+        queue = self._queues.get(job.user_key)
+        if queue is not None:
+            with contextlib.suppress(ValueError):
+                queue.remove(job)
+            if not queue:
+                del self._queues[job.user_key]
+                with contextlib.suppress(ValueError):
+                    self._rotation.remove(job.user_key)
+        self._positions = None
+        self._update_queue_gauge()
+
+    def _pending_count(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def _update_queue_gauge(self) -> None:
+        self.metrics.queue_length.set(self._pending_count())
+
+    def _peek(self) -> _Job | None:
+        for user in self._rotation:
+            queue = self._queues.get(user)
+            if queue:
+                return queue[0]
+        return None
+
+    def _compatible_pending(self, key: tuple[Any, ...]) -> int:
+        return sum(
+            1
+            for queue in self._queues.values()
+            for job in queue
+            if not job.isolate and job.request.batch_key() == key
+        )
+
+    def _take_batch(self, head: _Job) -> list[_Job]:
+        """Head job plus compatible jobs, one per user per round in rotation order; served users go last."""
+        batch = [head]
+        served = [head.user_key]
+        self._unqueue(head)
+        if not head.isolate and self.max_batch > 1:
+            key = head.request.batch_key()
+            progress = True
+            while len(batch) < self.max_batch and progress:
+                progress = False
+                for user in list(self._rotation):
+                    if len(batch) >= self.max_batch:
+                        break
+                    queue = self._queues.get(user)
+                    if not queue:
+                        continue
+                    pick = next((j for j in queue if not j.isolate and j.request.batch_key() == key), None)
+                    if pick is None:
+                        continue
+                    self._unqueue(pick)
+                    batch.append(pick)
+                    if user not in served:
+                        served.append(user)
+                    progress = True
+        # Round-robin: everyone served this time moves behind everyone who was not.
+        for user in served:
+            with contextlib.suppress(ValueError):
+                self._rotation.remove(user)
+            if self._queues.get(user):
+                self._rotation.append(user)
+        self._positions = None
+        return batch
+
+    def _compute_positions(self) -> dict[int, int]:
+        if self._positions is None:
+            order: dict[int, int] = {}
+            queues = [list(self._queues.get(user, ())) for user in self._rotation]
+            depth = 0
+            while True:
+                added = False
+                for queue in queues:
+                    if depth < len(queue):
+                        order[queue[depth].job_id] = len(order)
+                        added = True
+                if not added:
+                    break
+                depth += 1
+            self._positions = order
+        return self._positions
+
+    def _position_of(self, job_id: int) -> int | None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        if job.state == "running":
+            return 0
+        return self._compute_positions().get(job_id)
+
+    def _remaining_batch_s(self) -> float:
+        if self._batch_started is None:
+            return 0.0
+        return max(0.0, self._batch_s - (time.monotonic() - self._batch_started))
+
+    def _eta_of(self, job_id: int) -> float | None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        if job.state == "running":
+            return round(self._remaining_batch_s(), 2)
+        position = self._compute_positions().get(job_id, 0)
+        return round(self._remaining_batch_s() + (position + 1) * self._item_s, 2)
+
+    def _retry_after_user(self, user: str) -> int:
+        etas = [self._eta_of(j.job_id) for j in self._jobs.values() if j.user_key == user]
+        known = [e for e in etas if e is not None]
+        return max(1, math.ceil(min(known) if known else self._item_s))
+
+    def _retry_after_total(self, total: int) -> int:
+        over = total - self.max_queued_total + 1
+        return max(1, math.ceil(self._remaining_batch_s() + over * self._item_s))
+
+    def _learn(self, run_s: float, size: int) -> None:
+        if not self._have_estimate:
+            self._batch_s, self._item_s, self._have_estimate = run_s, run_s / size, True
+        else:
+            self._batch_s = 0.8 * self._batch_s + 0.2 * run_s
+            self._item_s = 0.8 * self._item_s + 0.2 * (run_s / size)
+
+    def _announce_positions(self) -> None:
+        positions = self._compute_positions()
+        for job_id, position in positions.items():
+            job = self._jobs.get(job_id)
+            if job is not None and job.last_position != position:
+                job.last_position = position
+                job.handle._emit(
+                    ProgressEvent(job_id, "position", position=position, eta_s=self._eta_of(job_id))
+                )
+
+    # --- recovery ------------------------------------------------------------------------------------------
+
+    async def _recover(self) -> list[JobHandle]:
+        rows = sorted(await self._store.unfinished(), key=lambda r: (r.created_at, r.job_id))
+        handles: list[JobHandle] = []
+        now = datetime.now(UTC)
+        for row in rows:
+            reason: str | None = None
+            parsed: GenerationRequest | None = None
+            try:
+                parsed = GenerationRequest.from_json(row.request)
+            except (KeyError, TypeError, ValueError) as exc:
+                reason = f"the stored request could not be read ({describe_error(exc)})"
+            else:
+                age = (now - row.created_at).total_seconds()
+                if age > self.stale_after_s:
+                    reason = "the bot was offline and this request got too old; please ask again"
+                elif row.request.get("has_init_image"):
+                    reason = "the bot restarted before your photo was processed; please send it again"
+                elif parsed.engine not in self.engine_names:
+                    reason = f"the {parsed.engine} engine is no longer available"
+            request = parsed or GenerationRequest(user_key=row.user_key or "unknown", spec={})
+            handle = JobHandle(self, row.job_id, request, row.deliver)
+            handles.append(handle)
+            if reason is not None:
+                await self._store.fail(row.job_id, reason)
+                handle._emit(ProgressEvent(row.job_id, "failed", message=reason))
+                handle._resolve(error=JobFailed(row.job_id, reason))
+                self.metrics.finished.labels(outcome="failed").inc()
+                log.info("job %d user=%s recovered as failed: %s", row.job_id, request.user_key, reason)
+                continue
+            if row.status == "running":
+                await self._store.requeue(row.job_id)
+            now_m = time.monotonic()
+            job = _Job(row.job_id, request, row.deliver, handle, submitted_at=now_m, enqueued_at=-math.inf)
+            self._track(job)
+            self._enqueue(job)
+            handle._emit(ProgressEvent(row.job_id, "queued", position=self._position_of(row.job_id)))
+            log.info("job %d user=%s recovered and queued again", row.job_id, request.user_key)
+        return handles
+
+    # --- dispatching ---------------------------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while not self._stop_event.is_set():
+            head = self._peek()
+            if head is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self.max_batch > 1 and not head.isolate:
+                remaining = head.enqueued_at + self.batch_window_s - time.monotonic()
+                key = head.request.batch_key()
+                if remaining > 0 and self._compatible_pending(key) < self.max_batch:
+                    # Give compatible requests a moment to arrive; never longer than the window.
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), remaining)
+                    continue
+            batch = self._take_batch(head)
+            try:
+                await self._run_batch(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("batch of jobs %s failed unexpectedly", [j.job_id for j in batch])
+                for job in batch:
+                    if job.state == "running":
+                        await self._finish_failed(job, "something went wrong in the generator")
+
+    async def _run_batch(self, batch: list[_Job]) -> None:
+        batch_id = next(self._batch_ids)
+        runnable: list[_Job] = []
+        for job in batch:
+            try:
+                await self._store.mark_running(job.job_id)
+            except Exception as exc:
+                # e.g. the user deleted their data meanwhile: that job cannot run, the rest can.
+                log.warning("job %d could not start: %s", job.job_id, describe_error(exc))
+                job.state = "running"
+                await self._finish_failed(job, "it could not be started")
+                continue
+            job.state = "running"
+            job.attempts += 1
+            runnable.append(job)
+        if not runnable:
+            return
+        now = time.monotonic()
+        for job in runnable:
+            if job.started_at is None:
+                job.started_at = now
+                self.metrics.wait_seconds.observe(now - job.submitted_at)
+            job.handle._emit(ProgressEvent(job.job_id, "started", position=0, eta_s=round(self._batch_s, 2)))
+        self._running = runnable
+        self._batch_started = now
+        self._positions = None
+        self._announce_positions()
+        self.metrics.batch_size.observe(len(runnable))
+        self.metrics.running.set(len(runnable))
+        by_id = {job.job_id: job for job in runnable}
+
+        def on_progress(message: BatchProgress) -> None:
+            job = by_id.get(message.job_id)
+            if job is not None:
+                job.handle._emit(
+                    ProgressEvent(job.job_id, "step", step=message.step, total_steps=message.total_steps)
+                )
+
+        worker = self._worker
+        assert worker is not None
+        items = tuple((job.job_id, job.request) for job in runnable)
+        try:
+            done = await asyncio.wait_for(
+                worker.run_batch(RunBatch(batch_id, items), on_progress), self.job_timeout_s
+            )
+        except TimeoutError:
+            self.metrics.failures.labels(reason="timeout").inc()
+            log.warning(
+                "batch %d (%d jobs) passed %.1f s; replacing the worker",
+                batch_id,
+                len(runnable),
+                self.job_timeout_s,
+            )
+            await worker.kill()
+            await self._after_lost_batch(runnable, timed_out=True)
+            await self._replace_worker()
+            return
+        except WorkerCrashed as exc:
+            self.metrics.failures.labels(reason="worker_crash").inc()
+            log.warning("worker crashed during batch %d (%d jobs): %s", batch_id, len(runnable), exc)
+            await worker.kill()
+            await self._after_lost_batch(runnable, timed_out=False, detail=str(exc))
+            await self._replace_worker()
+            return
+        finally:
+            self.metrics.running.set(0)
+            self._batch_started = None
+        self._running = []
+        self._learn(max(done.run_s, 1e-6), len(runnable))
+        self.metrics.run_seconds.observe(done.run_s)
+        task = asyncio.create_task(self._finish_batch(by_id, done), name=f"finish-batch-{batch_id}")
+        self._finishers.add(task)
+        task.add_done_callback(self._finishers.discard)
+
+    async def _after_lost_batch(self, batch: list[_Job], *, timed_out: bool, detail: str = "") -> None:
+        self._running = []
+        alone = len(batch) == 1
+        retry: list[_Job] = []
+        for job in batch:
+            if job.cancel_requested:
+                await self._finish_cancelled(job)
+            elif timed_out and alone:
+                await self._finish_failed(job, f"{TOOK_TOO_LONG} (over {self.job_timeout_s:g} s)")
+            elif job.attempts >= self.max_attempts:
+                reason = (
+                    f"{TOOK_TOO_LONG} (over {self.job_timeout_s:g} s)"
+                    if timed_out
+                    else "the generator crashed while drawing it"
+                )
+                await self._finish_failed(job, reason)
+            else:
+                retry.append(job)
+        # Retry each job alone, ahead of everyone else: one bad request cannot sink its neighbours twice.
+        for job in reversed(retry):
+            try:
+                await self._store.requeue(job.job_id)
+            except Exception as exc:
+                log.warning("job %d could not be requeued: %s", job.job_id, describe_error(exc))
+                await self._finish_failed(job, "it could not be retried")
+                continue
+            job.isolate = True
+            job.enqueued_at = -math.inf
+            self._enqueue(job, front=True)
+            job.handle._emit(ProgressEvent(job.job_id, "queued", position=0, message="retrying"))
+        if retry:
+            log.info("retrying jobs %s one by one", [j.job_id for j in retry])
+
+    async def _new_worker(self) -> WorkerClient:
+        worker = self._worker_factory(self._engine_specs)
+        await worker.start()
+        return worker
+
+    async def _replace_worker(self) -> None:
+        self.metrics.worker_restarts.inc()
+        delay = 0.5
+        while not self._stop_event.is_set():
+            try:
+                self._worker = await self._new_worker()
+                return
+            except Exception as exc:
+                log.error(
+                    "could not start a new worker: %s; trying again in %.1f s", describe_error(exc), delay
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_event.wait(), delay)
+            delay = min(delay * 2, 30.0)
+
+    # --- finishing -----------------------------------------------------------------------------------------
+
+    async def _finish_batch(self, by_id: dict[int, _Job], done: BatchDone) -> None:
+        for outcome in done.outcomes:
+            job = by_id.get(outcome.job_id)
+            if job is None:
+                continue
+            try:
+                if job.cancel_requested:
+                    await self._finish_cancelled(job)
+                elif outcome.result is not None:
+                    await self._finish_done(job, outcome.result, done.run_s)
+                else:
+                    await self._finish_failed(job, outcome.error or "the engine gave no picture", done.run_s)
+            except Exception:
+                log.exception("could not finish job %d", job.job_id)
+                if not job.handle.done():
+                    job.handle._resolve(error=JobFailed(job.job_id, "the result could not be saved"))
+                self._forget(job)
+
+    async def _finish_done(self, job: _Job, result: GenerationResult, run_s: float) -> None:
+        stored = await self._store.complete(job.job_id, result.to_store(job.request))
+        final = dataclasses.replace(result, job_id=job.job_id, stored=stored)
+        job.state = "finished"
+        self._forget(job)
+        self.metrics.finished.labels(outcome="done").inc()
+        self._log_outcome(job, "done", run_s)
+        job.handle._emit(ProgressEvent(job.job_id, "done"))
+        job.handle._resolve(final)
+
+    async def _finish_failed(self, job: _Job, reason: str, run_s: float | None = None) -> None:
+        await self._store_call("fail", job.job_id, reason)
+        job.state = "finished"
+        self._forget(job)
+        self.metrics.finished.labels(outcome="failed").inc()
+        self._log_outcome(job, "failed", run_s, reason)
+        job.handle._emit(ProgressEvent(job.job_id, "failed", message=reason))
+        job.handle._resolve(error=JobFailed(job.job_id, reason))
+
+    async def _finish_cancelled(self, job: _Job) -> None:
+        await self._store_call("cancel", job.job_id)
+        job.state = "finished"
+        self._forget(job)
+        self.metrics.finished.labels(outcome="cancelled").inc()
+        self._log_outcome(job, "cancelled", None)
+        job.handle._emit(ProgressEvent(job.job_id, "cancelled"))
+        job.handle._resolve(error=JobCancelled(job.job_id))
+
+    async def _store_call(self, method: str, *args: Any) -> None:
+        try:
+            await getattr(self._store, method)(*args)
+        except Exception as exc:
+            log.error("job store %s%r failed: %s", method, args[:1], describe_error(exc))
+
+    def _log_outcome(self, job: _Job, outcome: str, run_s: float | None, reason: str = "") -> None:
+        wait = (job.started_at - job.submitted_at) if job.started_at is not None else None
+        log.info(
+            "job %d user=%s kind=%s engine=%s outcome=%s wait=%s run=%s attempts=%d%s",
+            job.job_id,
+            job.user_key,
+            job.request.kind,
+            job.request.engine,
+            outcome,
+            f"{wait:.3f}s" if wait is not None else "-",
+            f"{run_s:.3f}s" if run_s is not None else "-",
+            job.attempts,
+            f" reason={reason!r}" if reason else "",
+        )
+
+    async def _cancel(self, job_id: int) -> bool:
+        job = self._jobs.get(job_id)
+        if job is None or job.state == "finished":
+            return False
+        if job.state == "pending":
+            self._unqueue(job)
+            await self._finish_cancelled(job)
+            self._announce_positions()
+            return True
+        job.cancel_requested = True
+        return True

@@ -1,0 +1,334 @@
+"""The worker process and its parent-side handle.
+
+:func:`worker_main` runs in a process started with the *spawn* start method: it builds the configured
+engines once (this is the only place engine code, and later torch, is imported), says
+:class:`~generation.jobs.WorkerReady`, then runs one :class:`~generation.jobs.RunBatch` after another.
+
+:class:`ProcessWorker` is the service's side: it starts the process, sends batches and reads replies on a
+small reader thread (a blocking ``recv`` there, handed to the event loop with ``call_soon_threadsafe``), so
+the event loop never blocks on the pipe. Its public surface (``start``, ``run_batch``, ``kill``, ``stop``)
+is the whole boundary; a remote GPU worker can implement the same four calls over a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from generation.jobs import (
+    BatchDone,
+    BatchProgress,
+    EngineSpec,
+    GenerationRequest,
+    GenerationResult,
+    ItemOutcome,
+    RunBatch,
+    Shutdown,
+    WorkerReady,
+)
+
+__all__ = ["ProcessWorker", "WorkerCrashed", "WorkerStartError", "describe_error", "worker_main"]
+
+log = logging.getLogger(__name__)
+
+
+class WorkerCrashed(RuntimeError):
+    """The worker process went away (killed, crashed) before answering."""
+
+
+class WorkerStartError(RuntimeError):
+    """The worker could not load its engines."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, single-line description of an exception, safe to show a user."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# --- the child ------------------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the parent dies, so a hung worker never outlives the bot."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _run_batch(engines: dict[str, Any], batch: RunBatch, conn: Connection) -> BatchDone:
+    started = time.perf_counter()
+    job_ids = [job_id for job_id, _ in batch.items]
+    requests = [request for _, request in batch.items]
+    outcomes: dict[int, ItemOutcome] = {}
+
+    # The service sends compatible batches (one engine); group anyway so a mixed batch still works.
+    groups: dict[str, list[int]] = {}
+    for index, request in enumerate(requests):
+        groups.setdefault(request.engine, []).append(index)
+
+    for engine_name, indices in groups.items():
+        engine = engines.get(engine_name)
+        if engine is None:
+            for i in indices:
+                outcomes[job_ids[i]] = ItemOutcome(job_ids[i], error=f"engine {engine_name!r} is not loaded")
+            continue
+        _run_group(engine, batch.batch_id, [(job_ids[i], requests[i]) for i in indices], conn, outcomes)
+
+    ordered = tuple(outcomes[job_id] for job_id in job_ids)
+    return BatchDone(batch.batch_id, ordered, run_s=time.perf_counter() - started)
+
+
+def _run_group(
+    engine: Any,
+    batch_id: int,
+    items: list[tuple[int, GenerationRequest]],
+    conn: Connection,
+    outcomes: dict[int, ItemOutcome],
+) -> None:
+    def progress_for(ids: list[int]) -> Callable[[int, int, int], None]:
+        def progress(index: int, step: int, total: int) -> None:
+            if 0 <= index < len(ids):
+                conn.send(BatchProgress(batch_id, ids[index], int(step), int(total)))
+
+        return progress
+
+    ids = [job_id for job_id, _ in items]
+    try:
+        results = engine.run_batch([request for _, request in items], progress_for(ids))
+        if len(results) != len(items):
+            raise RuntimeError(f"engine returned {len(results)} results for {len(items)} requests")
+    except Exception as exc:
+        if len(items) == 1:
+            outcomes[ids[0]] = ItemOutcome(ids[0], error=describe_error(exc))
+            return
+        # One bad request must not fail its neighbours: run each alone to find out which.
+        for item in items:
+            _run_group(engine, batch_id, [item], conn, outcomes)
+        return
+    for job_id, result in zip(ids, results, strict=True):
+        if isinstance(result, GenerationResult):
+            outcomes[job_id] = ItemOutcome(job_id, result=result)
+        elif isinstance(result, BaseException):
+            outcomes[job_id] = ItemOutcome(job_id, error=describe_error(result))
+        else:
+            outcomes[job_id] = ItemOutcome(job_id, error=f"engine returned {type(result).__name__}")
+
+
+def worker_main(conn: Connection, specs: tuple[EngineSpec, ...]) -> None:
+    """Entry point of the worker process."""
+    _die_with_parent()
+    # Ctrl-C in a terminal reaches the whole process group; the service decides when the worker stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from generation.engines import build_engine
+
+    engines: dict[str, Any] = {}
+    try:
+        for spec in specs:
+            engines[spec.name] = build_engine(spec)
+    except Exception as exc:
+        conn.send(WorkerReady(os.getpid(), (), error=f"engine {spec.name!r}: {describe_error(exc)}"))
+        return
+    conn.send(WorkerReady(os.getpid(), tuple(engines)))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if isinstance(message, Shutdown):
+            return
+        if isinstance(message, RunBatch):
+            conn.send(_run_batch(engines, message, conn))
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+# --- the parent's handle ----------------------------------------------------------------------------------
+
+
+class ProcessWorker:
+    """One worker process, seen from the event loop. Not reusable: after it dies, make a new one."""
+
+    def __init__(self, engines: Sequence[EngineSpec], *, start_timeout_s: float = 120.0) -> None:
+        self._specs = tuple(engines)
+        self._start_timeout_s = start_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._reader: threading.Thread | None = None
+        self._ready: asyncio.Future[WorkerReady] | None = None
+        self._current: tuple[int, asyncio.Future[BatchDone], Callable[[BatchProgress], None]] | None = None
+        self._send_lock = asyncio.Lock()
+        self._dead = False
+        self.engines: tuple[str, ...] = ()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def alive(self) -> bool:
+        return not self._dead and self._process is not None and self._process.is_alive()
+
+    async def start(self) -> WorkerReady:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        ctx = multiprocessing.get_context("spawn")
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        process = ctx.Process(
+            target=worker_main, args=(child_conn, self._specs), name="chibify-worker", daemon=True
+        )
+        self._ready = loop.create_future()
+        # Spawning forks a helper and waits for it: do it off the loop.
+        await asyncio.to_thread(process.start)
+        child_conn.close()  # so the child's death reads as EOF here
+        self._process, self._conn = process, parent_conn
+        self._reader = threading.Thread(
+            target=self._read_loop, name=f"worker-reader-{process.pid}", daemon=True
+        )
+        self._reader.start()
+        try:
+            ready = await asyncio.wait_for(self._ready, self._start_timeout_s)
+        except BaseException:
+            await self.kill()
+            raise
+        if ready.error:
+            await self.kill()
+            raise WorkerStartError(ready.error)
+        self.engines = ready.engines
+        log.info("worker %s ready with engines %s", ready.pid, ",".join(ready.engines))
+        return ready
+
+    def _read_loop(self) -> None:
+        conn, loop = self._conn, self._loop
+        assert conn is not None and loop is not None
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break
+            except Exception as exc:  # a message that does not unpickle: treat the worker as broken
+                log.error("worker sent an unreadable message: %s", describe_error(exc))
+                break
+            with contextlib.suppress(RuntimeError):  # loop closed
+                loop.call_soon_threadsafe(self._on_message, message)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._on_eof)
+
+    def _on_message(self, message: object) -> None:
+        if isinstance(message, WorkerReady):
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(message)
+        elif isinstance(message, BatchProgress):
+            if self._current is not None and self._current[0] == message.batch_id:
+                try:
+                    self._current[2](message)
+                except Exception:
+                    log.exception("progress callback failed")
+        elif isinstance(message, BatchDone):
+            if self._current is not None and self._current[0] == message.batch_id:
+                future = self._current[1]
+                self._current = None
+                if not future.done():
+                    future.set_result(message)
+
+    def _on_eof(self) -> None:
+        self._dead = True
+        code = self._process.exitcode if self._process is not None else None
+        error = WorkerCrashed(f"the worker process stopped unexpectedly (exit code {code})")
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(error)
+        if self._current is not None:
+            future = self._current[1]
+            self._current = None
+            if not future.done():
+                future.set_exception(error)
+
+    async def run_batch(self, batch: RunBatch, on_progress: Callable[[BatchProgress], None]) -> BatchDone:
+        """Send one batch and wait for its answer. Raises :class:`WorkerCrashed` if the process dies."""
+        if self._dead or self._conn is None or self._loop is None:
+            raise WorkerCrashed("the worker is not running")
+        if self._current is not None:
+            raise RuntimeError("a batch is already running on this worker")
+        future: asyncio.Future[BatchDone] = self._loop.create_future()
+        self._current = (batch.batch_id, future, on_progress)
+        try:
+            await self._send(batch)
+        except (OSError, EOFError, ValueError) as exc:
+            self._current = None
+            raise WorkerCrashed(f"could not reach the worker: {describe_error(exc)}") from exc
+        try:
+            return await future
+        except WorkerCrashed:
+            process = self._process
+            if process is not None:
+                await asyncio.to_thread(process.join, 2)
+                if process.exitcode is not None:
+                    raise WorkerCrashed(
+                        f"the worker process stopped unexpectedly ({_exit_reason(process.exitcode)})"
+                    ) from None
+            raise
+        finally:
+            if self._current is not None and self._current[1] is future:
+                self._current = None
+
+    async def _send(self, message: object) -> None:
+        conn = self._conn
+        assert conn is not None
+        async with self._send_lock:
+            # A batch may carry a selfie of a few MB: never block the loop on a full pipe.
+            await asyncio.to_thread(conn.send, message)
+
+    async def kill(self) -> None:
+        """SIGKILL the process and reap it."""
+        process = self._process
+        self._dead = True
+        if process is None:
+            return
+        if process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        await asyncio.to_thread(process.join, 10)
+        await self._close()
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Ask the worker to exit after its current batch; kill it if it has not within ``timeout_s``."""
+        process = self._process
+        if process is None:
+            return
+        if process.is_alive() and not self._dead:
+            with contextlib.suppress(OSError, EOFError, ValueError, WorkerCrashed):
+                await asyncio.wait_for(self._send(Shutdown()), timeout_s)
+            await asyncio.to_thread(process.join, timeout_s)
+        if process.is_alive():
+            log.warning("worker %s did not exit within %.1f s; killing it", process.pid, timeout_s)
+        await self.kill()
+
+    async def _close(self) -> None:
+        if self._reader is not None and self._reader is not threading.current_thread():
+            await asyncio.to_thread(self._reader.join, 5)
+        if self._conn is not None and (self._reader is None or not self._reader.is_alive()):
+            self._conn.close()
+            self._conn = None

@@ -1,0 +1,193 @@
+"""The jobs table as the generation service's job store.
+
+:class:`SqlJobStore` satisfies ``generation.service.JobStore`` structurally: it takes and returns plain
+values (dicts, bytes, ints) and does not import generation/ (imports flow one way). Build it from the
+:class:`~storage.Storage` facade::
+
+    storage = await Storage.open(url, data_dir)
+    service = GenerationService(SqlJobStore(storage), engines=("chibi",))
+
+``user_key`` strings name the owner: ``"discord:<snowflake>"`` and ``"console:<name>"`` find or create
+the user, ``"user:<row id>"`` refers to an existing user. ``deliver`` keys ``guild_id``, ``channel_id``,
+``interaction_token`` and ``token_expires_at`` (aware datetime or ISO string) go into the job's columns;
+any other JSON keys are kept in the stored request under ``"deliver"`` and come back from
+:meth:`SqlJobStore.unfinished`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import repo
+from storage.errors import InvalidTransition
+from storage.facade import Storage
+from storage.models import Job, JobStatus
+
+__all__ = ["SqlJobStore", "StoredJob", "parse_user_key"]
+
+log = logging.getLogger(__name__)
+
+_DELIVER_COLUMNS = ("guild_id", "channel_id", "interaction_token", "token_expires_at")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredJob:
+    """An unfinished job, in plain values (what ``GenerationService.start`` recovers)."""
+
+    job_id: int
+    request: dict[str, Any]
+    user_key: str
+    status: str
+    attempts: int
+    created_at: datetime
+    deliver: dict[str, Any] | None
+
+
+def parse_user_key(user_key: str) -> tuple[str, int | str]:
+    """``"discord:123"`` -> ("discord", 123); ``"console:alice"`` -> ("console", "alice");
+    ``"user:7"`` -> ("user", 7). Raises ValueError for anything else."""
+    scheme, sep, rest = user_key.partition(":")
+    if not sep or not rest:
+        raise ValueError(
+            f"user_key {user_key!r} must look like 'discord:<id>', 'console:<name>' or 'user:<id>'"
+        )
+    if scheme in ("discord", "user"):
+        if not rest.isdigit():
+            raise ValueError(f"user_key {user_key!r}: {scheme} ids are numbers")
+        return scheme, int(rest)
+    if scheme == "console":
+        return scheme, rest
+    raise ValueError(f"user_key {user_key!r}: unknown kind {scheme!r}")
+
+
+def _split_deliver(deliver: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    columns: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in (deliver or {}).items():
+        if key in _DELIVER_COLUMNS:
+            columns[key] = value
+        else:
+            extra[key] = value
+    expires = columns.get("token_expires_at")
+    if isinstance(expires, str):
+        columns["token_expires_at"] = datetime.fromisoformat(expires)
+    json.dumps(extra)  # fail at submit time, not at recovery
+    return columns, extra
+
+
+def _deliver_of(job: Job) -> dict[str, Any] | None:
+    deliver: dict[str, Any] = dict(job.request.get("deliver") or {})
+    for key in _DELIVER_COLUMNS:
+        value = getattr(job, key)
+        if value is not None:
+            deliver[key] = value
+    return deliver or None
+
+
+class SqlJobStore:
+    """``JobStore`` on the jobs and avatars tables (SQLite or PostgreSQL) through :class:`Storage`."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    async def _user_id(self, session: AsyncSession, user_key: str) -> int:
+        scheme, value = parse_user_key(user_key)
+        if scheme == "discord":
+            assert isinstance(value, int)
+            return (await repo.get_or_create_user(session, discord_id=value)).id
+        if scheme == "console":
+            assert isinstance(value, str)
+            return (await repo.get_or_create_user(session, console_name=value)).id
+        assert isinstance(value, int)
+        user = await repo.get_user_by_id(session, value)
+        if user is None:
+            raise ValueError(f"user_key {user_key!r}: no such user")
+        return user.id
+
+    async def create(
+        self, request: dict[str, Any], user_key: str, *, kind: str, deliver: dict[str, Any] | None
+    ) -> int:
+        """Record a queued job (and its user, on first sight) in one transaction; return its id."""
+        columns, extra = _split_deliver(deliver)
+        stored = dict(request)
+        stored["user_key"] = user_key
+        if extra:
+            stored["deliver"] = extra
+        async with self.storage.transaction() as session:
+            user_id = await self._user_id(session, user_key)
+            job = await repo.create_job(session, user=user_id, kind=kind, request=stored, **columns)
+            return job.id
+
+    async def mark_running(self, job_id: int) -> None:
+        await self.storage.mark_running(job_id)
+
+    async def complete(self, job_id: int, result: dict[str, Any]) -> dict[str, Any]:
+        """Store the picture as the job's avatar and mark the job done, in one transaction.
+
+        Idempotent: a job that already made its avatar returns that avatar and stores nothing new.
+        ``result["metadata"]["parent"]`` (an avatar row id or public id) links an edit to its parent.
+        """
+        metadata = result.get("metadata") or {}
+        parent_ref = metadata.get("parent")
+        parent: int | str | None = None
+        if parent_ref:
+            parent = int(parent_ref) if str(parent_ref).isdigit() else str(parent_ref)
+        avatar, _job = await self.storage.finish_job(
+            job_id,
+            result["png"],
+            seed=int(result.get("seed", 0)),
+            engine=str(result["engine"]),
+            width=int(result["width"]),
+            height=int(result["height"]),
+            spec=result.get("spec") or {},
+            spec_version=int(result.get("spec_version", 1)),
+            prompt=str(result.get("prompt", "")),
+            model=result.get("model"),
+            parent=parent,
+        )
+        return {"avatar_id": avatar.id, "public_id": avatar.public_id, "blob_key": avatar.blob_key}
+
+    async def fail(self, job_id: int, error: str) -> None:
+        """Mark the job failed; a job already finished is left as it is."""
+        try:
+            await self.storage.mark_failed(job_id, error)
+        except InvalidTransition as exc:
+            log.info("job %d not marked failed: already %s", job_id, exc.current)
+
+    async def cancel(self, job_id: int) -> None:
+        """Mark the job cancelled; a job already finished is left as it is."""
+        try:
+            await self.storage.mark_cancelled(job_id)
+        except InvalidTransition as exc:
+            log.info("job %d not marked cancelled: already %s", job_id, exc.current)
+
+    async def requeue(self, job_id: int) -> None:
+        """running -> queued (the attempt is counted); a job already queued stays queued."""
+        try:
+            await self.storage.requeue(job_id)
+        except InvalidTransition as exc:
+            if exc.current != JobStatus.QUEUED.value:
+                raise
+
+    async def unfinished(self) -> list[StoredJob]:
+        """Every queued or running job, oldest first."""
+        jobs = await self.storage.unfinished_jobs()
+        return [
+            StoredJob(
+                job_id=job.id,
+                request=dict(job.request),
+                user_key=str(job.request.get("user_key") or f"user:{job.user_id}"),
+                status=str(JobStatus(job.status).value),
+                attempts=job.attempts,
+                created_at=job.created_at,
+                deliver=_deliver_of(job),
+            )
+            for job in jobs
+        ]
