@@ -106,7 +106,10 @@ EXPRESSIONS: tuple[Entry, ...] = (
 EYE_STYLES: tuple[Entry, ...] = (
     Entry("round", "round eyes", "圆眼", ("big eyes", "round", "大眼睛", "圆圆的眼睛")),
     Entry(
-        "sparkle", "sparkly eyes", "闪亮眼", ("sparkling eyes", "shiny eyes", "starry eyes", "星星眼", "闪闪")
+        "sparkle",
+        "sparkly eyes",
+        "闪亮眼",
+        ("sparkling eyes", "shiny eyes", "starry eyes", "sparkly", "星星眼", "闪闪", "闪亮"),
     ),
     Entry("gentle", "gentle eyes", "温柔眼", ("soft eyes", "kind eyes", "温柔")),
     Entry(
@@ -278,8 +281,18 @@ BACKGROUNDS: tuple[Entry, ...] = (
     Entry("gradient", "gradient", "渐变", ("gradient background", "fade", "渐变背景")),
     Entry("dots", "polka dots", "波点", ("dots", "dotted", "polka dot", "圆点")),
     Entry("stripes", "stripes", "条纹", ("striped", "stripe", "条纹背景")),
-    Entry("stars", "stars", "星星", ("starry", "sparkles", "starry sky", "星空")),
-    Entry("hearts", "hearts", "爱心", ("heart pattern", "love hearts", "心形")),
+    Entry(
+        "stars",
+        "stars",
+        "星星",
+        ("starry", "sparkles", "starry sky", "star", "star background", "星空", "星星背景"),
+    ),
+    Entry(
+        "hearts",
+        "hearts",
+        "爱心",
+        ("heart pattern", "love hearts", "heart", "heart background", "心形", "爱心背景"),
+    ),
 )
 
 # Named colours (any colour is also accepted as #rgb / #rrggbb).

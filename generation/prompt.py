@@ -137,6 +137,8 @@ COMPOUNDS: dict[str, dict[str, str]] = {
     "黑眼睛": {"eyes.color": "black"},
     "红瞳": {"eyes.color": "red"},
     "异色瞳": {"eyes.color": "teal"},
+    "碧眼": {"eyes.color": "blue"},
+    "蓝瞳": {"eyes.color": "blue"},
 }
 
 
@@ -243,7 +245,9 @@ PRIORITY: tuple[str, ...] = (
     "item", "hair_front", "hair_style", "expression", "outfit", "background", "eye_style", "facial_hair",
     "color", "skin_tone", "face_shape", "brows", "blush", "nose",
 )  # fmt: skip
-NOUN_CATEGORY: dict[str, str] = {"face": "face_shape", "eyes": "eye_style", "brows": "brows"}
+NOUN_CATEGORY: dict[str, str] = {
+    "face": "face_shape", "eyes": "eye_style", "brows": "brows", "background": "background",
+}  # fmt: skip
 
 # Expression to use when an expression is negated ("not smiling" -> neutral, "not sad" -> smile).
 _NEGATIVE_EXPRESSIONS = frozenset({"sad", "crying", "angry", "sleepy"})
@@ -260,7 +264,7 @@ _TARGET_OF_CATEGORY = {
     "background": "background", "skin_tone": "skin", "item": "item", "face_shape": "skin",
 }  # fmt: skip
 # Colours that only ever describe hair, so a bare one is always the hair colour.
-_HAIR_COLORS = frozenset({"blonde", "ginger", "platinum", "auburn", "silver"})
+_HAIR_COLORS = frozenset({"blonde", "ginger", "platinum", "auburn"})
 
 FIELD_LABELS: dict[str, tuple[str, str]] = {
     "hair.style": ("hair", "发型"), "hair.front": ("fringe", "刘海"), "hair.color": ("hair colour", "发色"),
@@ -582,7 +586,7 @@ def _interpret(state: _State, units: list[_Unit], edit: bool) -> None:
         i += 1
 
     # 2. colours: find each colour's target, forwards ("pink hair") or backwards ("头发粉色")
-    colors = [k for k, u in enumerate(sig) if _is_color(u) and not u.negated]
+    colors = [k for k, u in enumerate(sig) if _is_color(u) and not u.negated and not _hair_only(state, u)]
     fwd: dict[int, int] = {}
     bwd: dict[int, int] = {}
     for k in colors:
@@ -600,7 +604,7 @@ def _interpret(state: _State, units: list[_Unit], edit: bool) -> None:
         j = k - 1
         while j >= 0 and sig[j].kind == "shade":
             j -= 1
-        if j >= 0 and sig[j].kind not in ("break",) and not _is_color(sig[j]) and _target_of(sig[j]):
+        if j >= 0 and sig[j].kind in ("noun", "entry") and not _is_color(sig[j]) and _target_of(sig[j]):
             bwd[k] = j
     postfix = any(k in bwd and k not in fwd for k in colors) and not any(
         k in fwd and k not in bwd for k in colors
@@ -730,8 +734,10 @@ def _apply_color(state: _State, sig: list[_Unit], k: int, unit: _Unit, target_id
         state.notes.append(f"item colours are not supported yet: {phrase!r} ignored")
         state.ignored.append(state.phrase(start, unit))
         return
+    if _hair_only(state, unit):
+        target = "hair"
     if target is None:
-        if sense.value in _HAIR_COLORS or "hair.color" not in state.fields or state.hair_colors:
+        if "hair.color" not in state.fields or state.hair_colors:
             target = "hair"
         elif "outfit.color" not in state.fields:
             target = "outfit"
@@ -747,6 +753,12 @@ def _apply_color(state: _State, sig: list[_Unit], k: int, unit: _Unit, target_id
     state.set(fld, hex_value, phrase, color_id)
     if target == "hair":
         state.hair_colors.append(hex_value)
+
+
+def _hair_only(state: _State, unit: _Unit) -> bool:
+    """Colour words that name hair themselves ("金发", "orange hair", "redhead", "blonde")."""
+    key = phrase_key(state.phrase(unit))
+    return unit.senses[0].value in _HAIR_COLORS or any(w in key for w in ("hair", "发", "head"))
 
 
 def _nearest_skin(hex_value: str) -> str:
