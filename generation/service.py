@@ -312,6 +312,7 @@ class GenerationService:
         self._stop_event = asyncio.Event()
         self._accepting = False
         self._started = False
+        self._stopped = False
         self._dispatcher: asyncio.Task[None] | None = None
         self._finishers: set[asyncio.Task[None]] = set()
         self._positions: dict[int, int] | None = None
@@ -340,7 +341,11 @@ class GenerationService:
             raise RuntimeError("the service was already started")
         self._started = True
         self._worker = await self._new_worker()
-        handles = await self._recover()
+        try:
+            handles = await self._recover()
+        except BaseException:
+            await self._worker.kill()
+            raise
         self._accepting = True
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="generation-dispatcher")
         self._wake.set()
@@ -356,8 +361,9 @@ class GenerationService:
     async def stop(self, drain_timeout: float = 30.0) -> None:
         """Stop intake, let the running batch finish within ``drain_timeout`` seconds, leave every other
         job queued in the store, and stop the worker. Waiting handles get :class:`ServiceStopped`."""
-        if not self._started:
+        if not self._started or self._stopped:
             return
+        self._stopped = True
         self._accepting = False
         self._stop_event.set()
         self._wake.set()
