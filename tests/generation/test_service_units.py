@@ -1,0 +1,120 @@
+"""The plain-value parts of the service: requests as stored JSON, engine names, user keys, the synthetic
+engine, the worker's error text. No process, no database."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from generation.engines import ENGINE_REGISTRY, SyntheticEngine, build_engine, engine_spec, solid_png
+from generation.jobs import EngineSpec, GenerationRequest, GenerationResult
+from generation.worker import describe_error
+from storage.jobstore import parse_user_key
+
+
+def test_stored_request_round_trips_without_the_selfie() -> None:
+    request = GenerationRequest(
+        user_key="discord:42",
+        spec={"seed": 7, "hair": {"color": "#112233"}},
+        kind="selfie",
+        prompt="cat ears",
+        init_image=b"\xff\xd8 a photo",
+        metadata=(("parent", "abc"),),
+    )
+    stored = request.to_json()
+    assert "init_image" not in stored and stored["has_init_image"] is True
+    assert b"photo" not in repr(stored).encode()
+    back = GenerationRequest.from_json(stored)
+    assert back.init_image is None
+    assert (back.user_key, back.spec, back.kind, back.prompt, back.metadata) == (
+        "discord:42",
+        request.spec,
+        "selfie",
+        "cat ears",
+        (("parent", "abc"),),
+    )
+    assert back.meta("parent") == "abc" and back.meta("nope") is None
+
+
+def test_batch_key_groups_by_engine_model_size_and_steps() -> None:
+    a = GenerationRequest(user_key="u:1", spec={}, prompt="one")
+    b = GenerationRequest(user_key="u:2", spec={"seed": 3}, prompt="two")
+    c = GenerationRequest(user_key="u:1", spec={}, size=1024)
+    assert a.batch_key() == b.batch_key() == ("chibi", None, 512, 0)
+    assert a.batch_key() != c.batch_key()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"user_key": ""}, ValueError),
+        ({"size": 8}, ValueError),
+        ({"steps": -1}, ValueError),
+        ({"spec": []}, TypeError),
+    ],
+)
+def test_requests_are_checked_when_made(kwargs: dict[str, object], error: type[Exception]) -> None:
+    base: dict[str, object] = {"user_key": "console:a", "spec": {}}
+    with pytest.raises(error):
+        GenerationRequest(**{**base, **kwargs})  # type: ignore[arg-type]
+
+
+def test_engine_names_resolve_through_the_registry_or_module_paths() -> None:
+    assert engine_spec("chibi") == EngineSpec("chibi", ENGINE_REGISTRY["chibi"])
+    assert engine_spec("fake=tests.generation.fake_engines:FaultyEngine").name == "fake"
+    assert engine_spec("tests.generation.fake_engines:FaultyEngine").target.endswith(":FaultyEngine")
+    with pytest.raises(ValueError, match="unknown engine"):
+        engine_spec("dall-e")
+    with pytest.raises(ValueError, match="module:factory"):
+        build_engine(EngineSpec("x", "no_colon_here"))
+
+
+def test_synthetic_engine_costs_per_batch_and_per_item_and_draws_real_pngs() -> None:
+    engine = build_engine(
+        EngineSpec("synthetic", ENGINE_REGISTRY["synthetic"], (("per_batch_s", 0.0), ("per_item_s", 0.0)))
+    )
+    assert isinstance(engine, SyntheticEngine)
+    steps: list[tuple[int, int, int]] = []
+    requests = [
+        GenerationRequest(user_key="console:a", spec={"seed": i}, engine="synthetic", size=48)
+        for i in range(3)
+    ]
+    results = engine.run_batch(requests, lambda *p: steps.append(p))
+    assert all(isinstance(r, GenerationResult) for r in results)
+    first = results[0]
+    assert isinstance(first, GenerationResult)
+    assert Image.open(io.BytesIO(first.png)).size == (48, 48)
+    assert (2, 4, 4) in steps  # item 2 reached step 4 of 4
+    assert Image.open(io.BytesIO(solid_png(16))).getpixel((3, 3)) == (255, 214, 224)
+
+
+def test_user_keys_name_discord_console_or_row_ids() -> None:
+    assert parse_user_key("discord:123") == ("discord", 123)
+    assert parse_user_key("console:alice") == ("console", "alice")
+    assert parse_user_key("user:7") == ("user", 7)
+    for bad in ("alice", "discord:abc", "slack:1", "console:"):
+        with pytest.raises(ValueError):
+            parse_user_key(bad)
+
+
+def test_errors_reach_users_as_one_short_line() -> None:
+    assert describe_error(ValueError("bad hat\nTraceback...")) == "ValueError: bad hat"
+    assert describe_error(RuntimeError()) == "RuntimeError"
+    assert len(describe_error(ValueError("x" * 5000))) < 320
+
+
+def test_importing_the_service_pulls_in_no_engine_code() -> None:
+    code = (
+        "import sys, generation.service, storage.jobstore\n"
+        "bad = [m for m in ('torch', 'diffusers', 'generation.chibi', 'discord', 'skia') if m in sys.modules]\n"
+        "print(','.join(bad))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    out = run.stdout.strip()
+    assert out == ""
