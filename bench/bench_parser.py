@@ -51,7 +51,7 @@ def check_row(row: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
 
 
 def main() -> dict[str, Any]:
-    rows = json.loads(TABLE.read_text(encoding="utf-8"))
+    rows = json.loads(TABLE.read_text(encoding="utf-8"))["parse"]
     per_field: dict[str, list[int]] = {}
     rows_ok = 0
     failures = []

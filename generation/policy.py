@@ -124,9 +124,9 @@ def _word_pattern(word: str) -> str:
 
 @cache
 def _colour_words() -> tuple[str, ...]:
-    words = {
-        n for e in catalog.COLORS for n in (e.zh, *e.synonyms) if any("\u4e00" <= c <= "\u9fff" for c in n)
-    }
+    # two characters or more: a lone 黑 must not hide a slur such as 黑鬼
+    names = (n for e in catalog.COLORS for n in (e.zh, *e.synonyms))
+    words = {n for n in names if len(n) > 1 and all("\u4e00" <= c <= "\u9fff" for c in n)}
     return tuple(sorted(words, key=len, reverse=True))
 
 
