@@ -1,0 +1,255 @@
+"""One geometry for every part: the head, the face contour per shape, and the anchors items use.
+
+The canvas is a 512 x 512 view box. Everything that sits on the head (hats, ears, glasses, earrings, hijab)
+reads its position from :class:`Geometry`, so all items agree on where the head top, eyes and ears are.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from generation import catalog
+
+Point = tuple[float, float]
+
+VIEW = 512
+CX = 256.0
+# The cranium: an ellipse; the face contour below the cranium's equator depends on the face shape.
+CRANIUM_CY = 236.0
+CRANIUM_RX = 140.0
+CRANIUM_RY = 136.0
+HEAD_TOP = CRANIUM_CY - CRANIUM_RY  # skin top (100)
+EYE_Y = 288.0
+EYE_DX = 66.0
+EYE_RX = 29.0
+EYE_RY = 35.0
+BROW_Y = EYE_Y - EYE_RY - 16.0
+NOSE_Y = 322.0
+MOUTH_Y = 342.0
+CHEEK_Y = 322.0
+CHEEK_DX = 104.0
+EAR_Y = 296.0
+SHOULDER_Y = 420.0
+COLLAR_Y = 398.0
+LINE = 5.0  # main outline width at 512 px
+
+# Face shapes: (cranium half width, jaw half width, jaw y, chin half width, chin y).
+FACE_SHAPES: dict[str, tuple[float, float, float, float, float]] = {
+    "round": (142.0, 122.0, 334.0, 64.0, 374.0),
+    "oval": (136.0, 112.0, 340.0, 48.0, 384.0),
+    "heart": (142.0, 102.0, 336.0, 16.0, 388.0),
+    "square": (140.0, 128.0, 346.0, 74.0, 374.0),
+    "long": (130.0, 110.0, 352.0, 46.0, 398.0),
+}
+
+# Hair styles with volume above the head: (top of the hair volume, hat rim y, hat half width at the rim).
+# ``None`` rim means a hat rests on the normal head (rim just above the brows).
+HAIR_VOLUME: dict[str, tuple[float, float | None, float]] = {
+    "short": (84.0, None, 162.0),
+    "bob": (82.0, None, 164.0),
+    "hime": (82.0, None, 162.0),
+    "long_straight": (82.0, None, 162.0),
+    "long_wavy": (78.0, None, 166.0),
+    "twin_tails": (84.0, None, 162.0),
+    "ponytail": (82.0, None, 162.0),
+    "bun": (18.0, None, 162.0),
+    "spiky": (44.0, None, 166.0),
+    "side_swept": (80.0, None, 162.0),
+    "curly": (58.0, None, 178.0),
+    "afro": (22.0, 96.0, 178.0),
+    "braids": (84.0, None, 164.0),
+    "buzz": (96.0, None, 154.0),
+    "bald": (100.0, None, 150.0),
+    "messy": (62.0, None, 170.0),
+}
+
+COVERING_HATS = frozenset(
+    {"beanie", "witch_hat", "beret", "cap", "straw_hat", "top_hat", "bandana", "santa_hat"}
+)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    face_shape: str
+    hair_style: str
+    hat: str | None
+    hijab: bool
+    crx: float
+    jaw_w: float
+    jaw_y: float
+    chin_w: float
+    chin_y: float
+    hair_top: float  # top of the visible hair (after a hat compressed it)
+    hat_rim_y: float  # where a hat's brim sits
+    hat_half_w: float  # half width of the hat at its brim
+    hat_cover_top: float  # a covering hat must reach at least this high (bun, afro)
+
+    # --- anchors ---------------------------------------------------------------------------------
+    @property
+    def eyes(self) -> tuple[Point, Point]:
+        return (CX - EYE_DX, EYE_Y), (CX + EYE_DX, EYE_Y)
+
+    @property
+    def ears(self) -> tuple[Point, Point]:
+        """Centres of the (human) ears; earrings hang below these."""
+        x = self.face_x(EAR_Y)
+        return (CX - x - 4, EAR_Y), (CX + x + 4, EAR_Y)
+
+    @property
+    def head_top(self) -> Point:
+        return CX, self.hair_top
+
+    def animal_ear_bases(self) -> tuple[Point, Point]:
+        """Where animal ears come out of the hair: on the hair's outline, about 40 degrees off the top."""
+        rx = self.hat_half_w - 6
+        top = self.hair_top if self.hair_style != "bun" else 78.0
+        cy = CRANIUM_CY - 6
+        ry = cy - top
+        a = math.radians(42)
+        dx, dy = rx * math.sin(a), ry * math.cos(a)
+        return (CX - dx, cy - dy + 8), (CX + dx, cy - dy + 8)
+
+    def face_x(self, y: float) -> float:
+        """Half width of the face contour at height y (for beards, earrings and hijab openings)."""
+        pts = face_contour(self.face_shape)
+        best = 0.0
+        for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+            if x0 < CX or x1 < CX:
+                continue
+            if (y0 - y) * (y1 - y) <= 0 and y0 != y1:
+                t = (y - y0) / (y1 - y0)
+                best = max(best, x0 + (x1 - x0) * t - CX)
+        return best
+
+
+def geometry(face_shape: str, hair_style: str, items: tuple[str, ...]) -> Geometry:
+    return _geometry(face_shape, hair_style, items)
+
+
+@lru_cache(maxsize=512)
+def _geometry(face_shape: str, hair_style: str, items: tuple[str, ...]) -> Geometry:
+    crx, jaw_w, jaw_y, chin_w, chin_y = FACE_SHAPES[face_shape]
+    hijab = "hijab" in items
+    hat = next((i for i in items if catalog.item_slot(i) == "head_top"), None)
+    top, rim, half_w = HAIR_VOLUME[hair_style]
+    covering = hat in COVERING_HATS
+    cover_top = top
+    if covering and rim is None:
+        # A hat compresses ordinary hair to the skull; tall styles (bun) make the hat reach higher.
+        cover_top = min(top + 20, 100.0) if hair_style == "bun" else 96.0
+        top = min(max(top, 92.0), 96.0) if hair_style != "bun" else top
+    rim_y = rim if rim is not None else 156.0
+    if hat == "bandana":
+        rim_y = 172.0 if rim is None else rim + 40
+    return Geometry(
+        face_shape=face_shape,
+        hair_style=hair_style,
+        hat=hat,
+        hijab=hijab,
+        crx=crx,
+        jaw_w=jaw_w,
+        jaw_y=jaw_y,
+        chin_w=chin_w,
+        chin_y=chin_y,
+        hair_top=top,
+        hat_rim_y=rim_y,
+        hat_half_w=half_w,
+        hat_cover_top=cover_top,
+    )
+
+
+def face_path(face_shape: str, grow: float = 0.0) -> str:
+    """The head outline (cranium + cheeks + chin) as a closed SVG path, optionally grown outward."""
+    crx, jaw_w, jaw_y, chin_w, chin_y = FACE_SHAPES[face_shape]
+    g = grow
+    cy = CRANIUM_CY
+    rx, ry = crx + g, CRANIUM_RY + g
+    jw, jy, cw, chy = jaw_w + g, jaw_y + g * 0.4, chin_w + g * 0.5, chin_y + g
+    k = 0.5523 * rx
+    kr = 0.5523 * ry
+    top = cy - ry
+    d = [
+        f"M{CX - rx:.1f},{cy:.1f}",
+        f"C{CX - rx:.1f},{cy - kr:.1f} {CX - k:.1f},{top:.1f} {CX:.1f},{top:.1f}",
+        f"C{CX + k:.1f},{top:.1f} {CX + rx:.1f},{cy - kr:.1f} {CX + rx:.1f},{cy:.1f}",
+        f"C{CX + rx:.1f},{cy + (jy - cy) * 0.55:.1f} {CX + jw + (rx - jw) * 0.25:.1f},{jy - (jy - cy) * 0.25:.1f}"
+        f" {CX + jw:.1f},{jy:.1f}",
+        f"C{CX + jw - (jw - cw) * 0.3:.1f},{jy + (chy - jy) * 0.75:.1f} {CX + cw + 6:.1f},{chy:.1f} {CX:.1f},{chy:.1f}",
+        f"C{CX - cw - 6:.1f},{chy:.1f} {CX - jw + (jw - cw) * 0.3:.1f},{jy + (chy - jy) * 0.75:.1f}"
+        f" {CX - jw:.1f},{jy:.1f}",
+        f"C{CX - jw - (rx - jw) * 0.25:.1f},{jy - (jy - cy) * 0.25:.1f} {CX - rx:.1f},{cy + (jy - cy) * 0.55:.1f}"
+        f" {CX - rx:.1f},{cy:.1f}Z",
+    ]
+    return "".join(d)
+
+
+def _bezier(p0: Point, p1: Point, p2: Point, p3: Point, n: int) -> list[Point]:
+    out = []
+    for i in range(n + 1):
+        t = i / n
+        a, b, c, d = (1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t * t, t**3
+        out.append(
+            (a * p0[0] + b * p1[0] + c * p2[0] + d * p3[0], a * p0[1] + b * p1[1] + c * p2[1] + d * p3[1])
+        )
+    return out
+
+
+@lru_cache(maxsize=16)
+def face_contour(face_shape: str) -> tuple[Point, ...]:
+    """The right half of the face below the cranium's equator, sampled from the face path's curves."""
+    crx, jaw_w, jaw_y, chin_w, chin_y = FACE_SHAPES[face_shape]
+    cy = CRANIUM_CY
+    a = _bezier(
+        (CX + crx, cy),
+        (CX + crx, cy + (jaw_y - cy) * 0.55),
+        (CX + jaw_w + (crx - jaw_w) * 0.25, jaw_y - (jaw_y - cy) * 0.25),
+        (CX + jaw_w, jaw_y),
+        24,
+    )
+    b = _bezier(
+        (CX + jaw_w, jaw_y),
+        (CX + jaw_w - (jaw_w - chin_w) * 0.3, jaw_y + (chin_y - jaw_y) * 0.75),
+        (CX + chin_w + 6, chin_y),
+        (CX, chin_y),
+        24,
+    )
+    return tuple(a + b[1:])
+
+
+def jaw_points(face_shape: str, y_from: float, grow: float) -> list[Point]:
+    """The face contour from height ``y_from`` on the left, round the chin, up to ``y_from`` on the right,
+    pushed outward by ``grow`` (beards follow this)."""
+    right = [p for p in face_contour(face_shape) if p[1] >= y_from]
+    cy = (y_from + FACE_SHAPES[face_shape][4]) / 2
+
+    def push(p: Point) -> Point:
+        dx, dy = p[0] - CX, p[1] - cy
+        n = math.hypot(dx, dy) or 1.0
+        return p[0] + dx / n * grow, p[1] + dy / n * grow
+
+    right_g = [push(p) for p in right]
+    left_g = [(2 * CX - x, y) for x, y in reversed(right_g)]
+    return left_g + right_g[1:] if right_g else left_g
+
+
+def smooth(points: list[Point], closed: bool = False) -> str:
+    """A smooth path through points (Catmull-Rom turned into cubic Béziers)."""
+    n = len(points)
+    if n < 2:
+        return ""
+    d = [f"M{points[0][0]:.1f},{points[0][1]:.1f}"]
+    rng = range(n) if closed else range(n - 1)
+    for i in rng:
+        p0 = points[(i - 1) % n] if (closed or i > 0) else points[i]
+        p1 = points[i]
+        p2 = points[(i + 1) % n]
+        p3 = points[(i + 2) % n] if (closed or i + 2 < n) else p2
+        c1 = (p1[0] + (p2[0] - p0[0]) / 6, p1[1] + (p2[1] - p0[1]) / 6)
+        c2 = (p2[0] - (p3[0] - p1[0]) / 6, p2[1] - (p3[1] - p1[1]) / 6)
+        d.append(f"C{c1[0]:.1f},{c1[1]:.1f} {c2[0]:.1f},{c2[1]:.1f} {p2[0]:.1f},{p2[1]:.1f}")
+    if closed:
+        d.append("Z")
+    return "".join(d)

@@ -1,0 +1,78 @@
+"""Tiny SVG string helpers (no third-party code): numbers, attributes, gradients, groups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def f(x: float) -> str:
+    """A compact number: one decimal, no trailing zeros."""
+    s = f"{x:.1f}"
+    return s[:-2] if s.endswith(".0") else s
+
+
+def attrs(**kw: object) -> str:
+    parts = []
+    for k, v in kw.items():
+        if v is None:
+            continue
+        name = k.rstrip("_").replace("_", "-")
+        parts.append(f'{name}="{f(v) if isinstance(v, float) else v}"')
+    return " ".join(parts)
+
+
+def path(d: str, **kw: object) -> str:
+    return f'<path d="{d}" {attrs(**kw)}/>'
+
+
+def ellipse(cx: float, cy: float, rx: float, ry: float, **kw: object) -> str:
+    return f'<ellipse cx="{f(cx)}" cy="{f(cy)}" rx="{f(rx)}" ry="{f(ry)}" {attrs(**kw)}/>'
+
+
+def circle(cx: float, cy: float, r: float, **kw: object) -> str:
+    return f'<circle cx="{f(cx)}" cy="{f(cy)}" r="{f(r)}" {attrs(**kw)}/>'
+
+
+def rect(x: float, y: float, w: float, h: float, **kw: object) -> str:
+    return f'<rect x="{f(x)}" y="{f(y)}" width="{f(w)}" height="{f(h)}" {attrs(**kw)}/>'
+
+
+def group(children: Iterable[str], **kw: object) -> str:
+    a = attrs(**kw)
+    return f"<g{' ' + a if a else ''}>{''.join(children)}</g>"
+
+
+def linear(
+    gid: str, x1: float, y1: float, x2: float, y2: float, stops: list[tuple[float, str, float]]
+) -> str:
+    """A linear gradient in user space (object-bounding-box gradients are not reliable in every rasteriser)."""
+    s = _stops(stops)
+    return (
+        f'<linearGradient id="{gid}" gradientUnits="userSpaceOnUse" x1="{f(x1)}" y1="{f(y1)}" '
+        f'x2="{f(x2)}" y2="{f(y2)}">{s}</linearGradient>'
+    )
+
+
+def radial(gid: str, cx: float, cy: float, r: float, stops: list[tuple[float, str, float]]) -> str:
+    s = _stops(stops)
+    return f'<radialGradient id="{gid}" gradientUnits="userSpaceOnUse" cx="{f(cx)}" cy="{f(cy)}" r="{f(r)}">{s}</radialGradient>'
+
+
+def clip(cid: str, inner: str) -> str:
+    return f'<clipPath id="{cid}">{inner}</clipPath>'
+
+
+def defs(*items: str) -> str:
+    return f"<defs>{''.join(items)}</defs>" if items else ""
+
+
+def _stops(stops: list[tuple[float, str, float]]) -> str:
+    out = []
+    for o, c, a in stops:
+        op = "" if a >= 1 else f' stop-opacity="{a:.2f}"'
+        out.append(f'<stop offset="{f(o)}" stop-color="{c}"{op}/>')
+    return "".join(out)
+
+
+def rrect(x: float, y: float, w: float, h: float, r: float, **kw: object) -> str:
+    return f'<rect x="{f(x)}" y="{f(y)}" width="{f(w)}" height="{f(h)}" rx="{f(r)}" {attrs(**kw)}/>'
