@@ -48,6 +48,9 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/chibify.db"
 #: How long a SQLite connection waits for another writer before giving up, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+#: How long a task waits for the (single) pooled SQLite connection, in seconds.
+SQLITE_POOL_TIMEOUT_S = 60.0
+
 _DRIVER_ALIASES = {
     "sqlite": "sqlite+aiosqlite",
     "sqlite+pysqlite": "sqlite+aiosqlite",
@@ -110,6 +113,10 @@ def create_engine(url: str | URL, *, echo: bool = False, sqlite_foreign_keys: bo
     path = _sqlite_file(parsed)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Every SQLite transaction takes the write lock (BEGIN IMMEDIATE), so extra connections would
+        # only sleep in SQLite's busy handler. One pooled connection makes tasks queue in asyncio
+        # instead, first come first served. Other processes still wait via busy_timeout.
+        kwargs.update(pool_size=1, max_overflow=0, pool_timeout=SQLITE_POOL_TIMEOUT_S)
     engine = create_async_engine(parsed, **kwargs)
     _install_sqlite_hooks(engine, foreign_keys=sqlite_foreign_keys)
     log.debug("created SQLite engine for %s", redact_url(parsed))

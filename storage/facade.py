@@ -46,12 +46,16 @@ from storage.db import create_engine, make_sessionmaker, redact_url
 from storage.models import Avatar, AvatarKind, Guild, Job, JobStatus, User, utcnow
 from storage.repo import GuildChanges, HistoryPage, UserChanges, UserRef
 
-__all__ = ["DEFAULT_GC_GRACE_SECONDS", "ForgetResult", "GcResult", "Storage"]
+__all__ = ["DEFAULT_GC_GRACE_SECONDS", "TEMP_FILE_MIN_AGE_SECONDS", "ForgetResult", "GcResult", "Storage"]
 
 log = logging.getLogger(__name__)
 
 #: Blobs younger than this are never garbage-collected (protects writes in flight in other processes).
 DEFAULT_GC_GRACE_SECONDS = 3600.0
+
+#: Temporary files of interrupted writes are removed only once at least this old, whatever the grace
+#: period: a younger one may be a write in progress.
+TEMP_FILE_MIN_AGE_SECONDS = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,8 +394,9 @@ class Storage:
     async def gc_blobs(self, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS) -> GcResult:
         """Remove blobs no avatar row points at, and leftovers of interrupted writes.
 
-        Only files older than ``grace_seconds`` are considered, so a blob written a moment ago by a
-        ``create_avatar`` in another process, whose row is not committed yet, survives.
+        Only blobs older than ``grace_seconds`` are considered, so a blob written a moment ago by a
+        ``create_avatar`` in another process, whose row is not committed yet, survives. Temporary
+        files must also be older than :data:`TEMP_FILE_MIN_AGE_SECONDS`.
         """
         if grace_seconds < 0:
             raise ValueError("grace_seconds must be >= 0")
@@ -400,7 +405,8 @@ class Storage:
             referenced = await repo.referenced_blob_keys(s)
         orphans = [k for k in candidates if k not in referenced]
         removed = await self._discard_orphans(orphans)
-        temp = await asyncio.to_thread(self.blobs.sweep_temp, older_than=grace_seconds)
+        temp_age = max(grace_seconds, TEMP_FILE_MIN_AGE_SECONDS)
+        temp = await asyncio.to_thread(self.blobs.sweep_temp, older_than=temp_age)
         if removed or temp:
             log.info("blob gc: removed %d unreferenced blobs and %d temporary files", removed, temp)
         return GcResult(blobs=removed, temp_files=temp)

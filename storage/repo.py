@@ -150,6 +150,7 @@ async def get_or_create_user(
         user = (await session.scalars(sa.select(User).where(where))).one_or_none()
         if user is None:
             raise
+        log.debug("another transaction created user %d first; using it", user.id)
         return user
 
 
@@ -393,7 +394,7 @@ class HistoryPage:
     so avatars made meanwhile do not shift the pages. Or page by ``next_cursor`` (keyset pagination).
     """
 
-    items: Sequence[Avatar]
+    items: tuple[Avatar, ...]
     total: int
     page_size: int
     snapshot: int
