@@ -1,0 +1,304 @@
+"""Avatars: storing, owner checks, history paging, lineage, favourites, soft delete, search."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from storage import Avatar, AvatarKind, NotFound, Storage, User
+from storage.blobs import blob_key_for
+
+from .helpers import image, make_avatar
+
+
+async def test_create_and_get_avatar(storage: Storage, alice: User) -> None:
+    avatar = await make_avatar(storage, alice, 1, model="chibi-v1", guild_id=555, spec_version=2)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{16}", avatar.public_id)
+    assert avatar.kind is AvatarKind.PROMPT
+    assert avatar.blob_key == blob_key_for(image(1))
+    assert avatar.created_at.tzinfo is UTC and avatar.deleted_at is None
+    assert not avatar.favourite
+
+    got = await storage.get_avatar(avatar.public_id, alice)
+    assert got.id == avatar.id
+    assert got.spec == {"hair": "bob", "n": 1} and got.spec_version == 2
+    assert (got.seed, got.engine, got.model, got.guild_id) == (1001, "chibi", "chibi-v1", 555)
+    assert (got.width, got.height, got.prompt) == (512, 512, "cat ears number 1")
+    assert await storage.read_image(got) == image(1)
+    path = await storage.image_path(got)
+    assert path is not None and path.read_bytes() == image(1)
+
+
+async def test_seeds_use_the_full_signed_64_bit_range(storage: Storage, alice: User) -> None:
+    avatar = await make_avatar(storage, alice, 1, seed=2**63 - 1)
+    assert (await storage.get_avatar(avatar.public_id, alice)).seed == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"seed": -1},
+        {"seed": 2**63},
+        {"width": 0},
+        {"height": -3},
+        {"kind": "photoshop"},
+        {"engine": ""},
+        {"spec": {"x": object()}},
+    ],
+)
+async def test_invalid_avatar_fields_store_nothing(
+    storage: Storage, alice: User, override: dict[str, object]
+) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        await make_avatar(storage, alice, 3, **override)
+    assert (await storage.history(alice)).total == 0
+    assert list(storage.blobs.keys()) == []
+
+
+async def test_public_ids_are_unique(storage: Storage, alice: User) -> None:
+    avatars = [await make_avatar(storage, alice, n) for n in range(20)]
+    assert len({a.public_id for a in avatars}) == 20
+
+
+async def test_owner_checks(storage: Storage, alice: User, bob: User) -> None:
+    """Bob can neither read nor change Alice's avatars, and cannot tell them from missing ones."""
+    mine = await make_avatar(storage, alice, 1)
+    child = await make_avatar(storage, alice, 2, kind="edit", parent=mine)
+    errors: list[str] = []
+    for call in (
+        lambda: storage.get_avatar(mine.public_id, bob),
+        lambda: storage.set_favourite(mine.public_id, bob),
+        lambda: storage.soft_delete(mine.public_id, bob),
+        lambda: storage.lineage(child.public_id, bob),
+        lambda: storage.children(mine.public_id, bob),
+        lambda: storage.get_avatar("doesnotexist0000", bob),
+        lambda: storage.get_avatar(mine.public_id[:-1] + ("A" if mine.public_id[-1] != "A" else "B"), alice),
+        lambda: storage.get_avatar("", alice),
+        lambda: storage.get_avatar("x" * 5000, alice),
+        lambda: storage.get_avatar(str(mine.id), alice),  # the row id is not a public id
+    ):
+        with pytest.raises(NotFound) as info:
+            await call()
+        errors.append(str(info.value))
+    assert set(errors) == {"avatar not found"}
+
+    # Bob cannot base his own avatar on Alice's either (by object, row id or public id).
+    for parent in (mine, mine.id, mine.public_id):
+        with pytest.raises(NotFound):
+            await make_avatar(storage, bob, 9, kind="edit", parent=parent)
+
+    # Nothing of Alice's shows up in Bob's listings.
+    assert (await storage.history(bob)).total == 0
+    assert await storage.latest_avatar(bob) is None
+    assert await storage.search_avatars(bob, "") == []
+    assert await storage.search_avatars(bob, mine.public_id[:4]) == []
+    assert await storage.search_avatars(bob, "cat") == []
+
+    # And Alice's avatar is untouched.
+    still = await storage.get_avatar(mine.public_id, alice)
+    assert still.deleted_at is None and not still.favourite
+
+
+async def test_history_pages_newest_first_and_stable_under_inserts(
+    storage: Storage, alice: User, bob: User
+) -> None:
+    made = [await make_avatar(storage, alice, n) for n in range(25)]
+    await make_avatar(storage, bob, 100)
+    newest_first = [a.public_id for a in reversed(made)]
+
+    first = await storage.history(alice, page=1, page_size=10)
+    assert [a.public_id for a in first.items] == newest_first[:10]
+    assert (first.total, first.pages, first.page) == (25, 3, 1)
+
+    # New avatars arrive while the user is paging: page 2 of the same snapshot does not shift.
+    await make_avatar(storage, alice, 200)
+    await make_avatar(storage, alice, 201)
+    second = await storage.history(alice, page=2, page_size=10, snapshot=first.snapshot)
+    assert [a.public_id for a in second.items] == newest_first[10:20]
+    third = await storage.history(alice, page=3, page_size=10, snapshot=first.snapshot)
+    assert [a.public_id for a in third.items] == newest_first[20:]
+    assert third.total == 25 and third.next_cursor is None
+    beyond = await storage.history(alice, page=4, page_size=10, snapshot=first.snapshot)
+    assert beyond.items == ()
+
+    # A fresh listing sees the new ones.
+    fresh = await storage.history(alice, page_size=10)
+    assert fresh.total == 27 and fresh.items[0].prompt == "cat ears number 201"
+
+
+async def test_history_keyset_cursor(storage: Storage, alice: User) -> None:
+    made = [await make_avatar(storage, alice, n) for n in range(7)]
+    seen: list[str] = []
+    page = await storage.history(alice, page_size=3)
+    while True:
+        seen.extend(a.public_id for a in page.items)
+        assert page.total == 7
+        if page.next_cursor is None:
+            break
+        await make_avatar(storage, alice, 100 + len(seen))  # inserts never duplicate or skip items
+        page = await storage.history(alice, cursor=page.next_cursor, page_size=3, snapshot=page.snapshot)
+    assert seen == [a.public_id for a in reversed(made)]
+    # Without the snapshot the cursor still neither skips nor repeats; only the total moves on.
+    page = await storage.history(alice, page_size=4)
+    rest = await storage.history(alice, cursor=page.next_cursor, page_size=4)
+    assert rest.total == 7 + 2
+    assert [a.id for a in page.items + tuple(rest.items)] == sorted(
+        (a.id for a in page.items + tuple(rest.items)), reverse=True
+    )
+
+
+async def test_history_favourites_and_deleted(storage: Storage, alice: User) -> None:
+    made = [await make_avatar(storage, alice, n) for n in range(6)]
+    await storage.set_favourite(made[1].public_id, alice)
+    await storage.set_favourite(made[4].public_id, alice)
+    await storage.set_favourite(made[3].public_id, alice)
+    await storage.set_favourite(made[3].public_id, alice, False)
+    await storage.soft_delete(made[2].public_id, alice)
+
+    favs = await storage.history(alice, favourites_only=True)
+    assert [a.public_id for a in favs.items] == [made[4].public_id, made[1].public_id]
+    assert favs.total == 2 and all(a.favourite for a in favs.items)
+    everything = await storage.history(alice)
+    assert everything.total == 5
+    assert made[2].public_id not in {a.public_id for a in everything.items}
+
+
+async def test_history_argument_checks(storage: Storage, alice: User) -> None:
+    for kwargs in (
+        {"page": 0},
+        {"page_size": 0},
+        {"page_size": 1000},
+        {"page": 1, "cursor": 5},
+        {"cursor": -1},
+    ):
+        with pytest.raises(ValueError):
+            await storage.history(alice, **kwargs)  # type: ignore[arg-type]
+    empty = await storage.history(alice)
+    assert (empty.items, empty.total, empty.pages, empty.next_cursor) == ((), 0, 1, None)
+
+
+async def test_soft_deleted_avatars_are_not_found(storage: Storage, alice: User) -> None:
+    avatar = await make_avatar(storage, alice, 1)
+    deleted = await storage.soft_delete(avatar.public_id, alice)
+    assert deleted.deleted_at is not None and deleted.deleted_at.tzinfo is UTC
+    for call in (
+        storage.get_avatar(avatar.public_id, alice),
+        storage.set_favourite(avatar.public_id, alice),
+        storage.soft_delete(avatar.public_id, alice),
+        storage.lineage(avatar.public_id, alice),
+    ):
+        with pytest.raises(NotFound):
+            await call
+    assert await storage.latest_avatar(alice) is None
+    # The blob stays until the row is purged.
+    assert storage.blobs.exists(avatar.blob_key)
+
+
+async def test_lineage_and_children(storage: Storage, alice: User) -> None:
+    root = await make_avatar(storage, alice, 1)
+    edit = await make_avatar(storage, alice, 2, kind="edit", parent=root)
+    variation = await make_avatar(storage, alice, 3, kind="variation", parent=edit.public_id)
+    sibling = await make_avatar(storage, alice, 4, kind="reroll", parent=root.id)
+    assert edit.parent_id == root.id and variation.parent_id == edit.id
+
+    chain = await storage.lineage(variation.public_id, alice)
+    assert [a.public_id for a in chain] == [root.public_id, edit.public_id, variation.public_id]
+    assert [a.public_id for a in await storage.lineage(root.public_id, alice)] == [root.public_id]
+    kids = await storage.children(root.public_id, alice)
+    assert [a.public_id for a in kids] == [edit.public_id, sibling.public_id]
+
+    # A deleted middle link is skipped, not a dead end.
+    await storage.soft_delete(edit.public_id, alice)
+    chain = await storage.lineage(variation.public_id, alice)
+    assert [a.public_id for a in chain] == [root.public_id, variation.public_id]
+    assert [a.public_id for a in await storage.children(root.public_id, alice)] == [sibling.public_id]
+
+
+async def test_parent_must_be_visible(storage: Storage, alice: User) -> None:
+    root = await make_avatar(storage, alice, 1)
+    await storage.soft_delete(root.public_id, alice)
+    with pytest.raises(NotFound):
+        await make_avatar(storage, alice, 2, kind="edit", parent=root)
+    with pytest.raises(NotFound):
+        await make_avatar(storage, alice, 2, kind="edit", parent="no-such-avatar")
+
+
+async def test_latest_avatar(storage: Storage, alice: User) -> None:
+    assert await storage.latest_avatar(alice) is None
+    await make_avatar(storage, alice, 1)
+    second = await make_avatar(storage, alice, 2)
+    latest = await storage.latest_avatar(alice)
+    assert latest is not None and latest.public_id == second.public_id
+
+
+async def test_search_avatars(storage: Storage, alice: User) -> None:
+    cat = await make_avatar(storage, alice, 1, prompt="Cat ears and a RED scarf")
+    dog = await make_avatar(storage, alice, 2, prompt="dog with 100% joy_ful face")
+    other = await make_avatar(storage, alice, 3, prompt="猫耳 girl")
+
+    assert [a.public_id for a in await storage.search_avatars(alice)] == [
+        other.public_id,
+        dog.public_id,
+        cat.public_id,
+    ]
+    assert [a.public_id for a in await storage.search_avatars(alice, "red scarf")] == [cat.public_id]
+    assert [a.public_id for a in await storage.search_avatars(alice, "猫耳")] == [other.public_id]
+    # LIKE wildcards in the text are literal characters.
+    assert [a.public_id for a in await storage.search_avatars(alice, "100%")] == [dog.public_id]
+    assert await storage.search_avatars(alice, "jo_") == []  # as a wildcard it would match "joy"
+    assert [a.public_id for a in await storage.search_avatars(alice, "joy_ful")] == [dog.public_id]
+    # Public id prefix (case-sensitive, as the ids are).
+    hits = await storage.search_avatars(alice, cat.public_id[:6])
+    assert cat.public_id in {a.public_id for a in hits}
+    assert len(await storage.search_avatars(alice, limit=2)) == 2
+
+
+async def test_job_id_makes_create_avatar_idempotent(storage: Storage, alice: User, bob: User) -> None:
+    job = await storage.create_job(alice, "prompt", {"prompt": "cat"})
+    first = await make_avatar(storage, alice, 1, job_id=job.id)
+    retry = await make_avatar(storage, alice, 1, job_id=job.id)
+    assert retry.id == first.id
+    # A retry that rendered different bytes returns the first avatar and leaves no orphan blob.
+    different = await make_avatar(storage, alice, 2, job_id=job.id)
+    assert different.id == first.id
+    assert not storage.blobs.exists(blob_key_for(image(2)))
+    assert (await storage.history(alice)).total == 1
+    # Somebody else's job cannot be attached.
+    with pytest.raises(NotFound):
+        await make_avatar(storage, bob, 3, job_id=job.id)
+
+
+async def test_database_allows_one_avatar_per_job(storage: Storage, alice: User) -> None:
+    job = await storage.create_job(alice, "prompt")
+    first = await make_avatar(storage, alice, 1, job_id=job.id)
+    with pytest.raises(IntegrityError):
+        async with storage.transaction() as s:
+            s.add(
+                Avatar(
+                    owner_id=alice.id,
+                    job_id=job.id,
+                    kind=AvatarKind.PROMPT,
+                    seed=1,
+                    engine="chibi",
+                    blob_key=first.blob_key,
+                    width=1,
+                    height=1,
+                )
+            )
+
+
+async def test_kind_check_constraint(storage: Storage, alice: User) -> None:
+    avatar = await make_avatar(storage, alice, 1)
+    with pytest.raises(IntegrityError):
+        async with storage.transaction() as s:
+            await s.execute(sa.text("UPDATE avatars SET kind = 'nonsense' WHERE id = :id"), {"id": avatar.id})
+
+
+async def test_avatar_for_a_missing_owner_leaves_no_blob(storage: Storage) -> None:
+    with pytest.raises(IntegrityError):
+        await make_avatar(storage, 123_456, 1)
+    assert list(storage.blobs.keys()) == []
