@@ -163,7 +163,7 @@ class _Job:
     handle: JobHandle
     submitted_at: float  # monotonic
     enqueued_at: float  # monotonic; when it (re)entered the queue
-    state: str = "pending"  # pending | running | finished
+    state: str = "pending"  # pending | starting (taken into a batch) | running | finished
     attempts: int = 0
     isolate: bool = False
     cancel_requested: bool = False
@@ -545,6 +545,8 @@ class GenerationService:
                     if user not in served:
                         served.append(user)
                     progress = True
+        for job in batch:
+            job.state = "starting"
         # Round-robin: everyone served this time moves behind everyone who was not.
         for user in served:
             with contextlib.suppress(ValueError):
@@ -575,7 +577,7 @@ class GenerationService:
         job = self._jobs.get(job_id)
         if job is None:
             return None
-        if job.state == "running":
+        if job.state in ("starting", "running"):
             return 0
         return self._compute_positions().get(job_id)
 
@@ -588,7 +590,7 @@ class GenerationService:
         job = self._jobs.get(job_id)
         if job is None:
             return None
-        if job.state == "running":
+        if job.state in ("starting", "running"):
             return round(self._remaining_batch_s(), 2)
         position = self._compute_positions().get(job_id, 0)
         return round(self._remaining_batch_s() + (position + 1) * self._item_s, 2)
@@ -686,7 +688,7 @@ class GenerationService:
             except Exception:
                 log.exception("batch of jobs %s failed unexpectedly", [j.job_id for j in batch])
                 for job in batch:
-                    if job.state == "running":
+                    if job.state in ("starting", "running"):
                         await self._finish_failed(job, "something went wrong in the generator")
 
     async def _run_batch(self, batch: list[_Job]) -> None:
@@ -703,6 +705,9 @@ class GenerationService:
                 continue
             job.state = "running"
             job.attempts += 1
+            if job.cancel_requested:
+                await self._finish_cancelled(job)
+                continue
             runnable.append(job)
         if not runnable:
             return

@@ -1,0 +1,281 @@
+"""Benchmark of the generation service (real worker process, real SQLite job store in a temp dir).
+
+    .venv/bin/python -m bench.bench_service            # all sections, saves bench/results/service.json
+    .venv/bin/python -m bench.bench_service --quick    # fewer jobs, for a smoke run
+
+Sections:
+
+1. users: 1, 10 and 50 concurrent users, each submitting 20 jobs one after another (submit, await the
+   result, submit the next): jobs/s and p50/p95 submit -> result latency, with the chibi engine in the
+   worker (or the synthetic engine, labelled as such, if generation.chibi cannot be loaded yet);
+2. batching: a burst of jobs on the synthetic engine (fixed cost per batch + per item, like a GPU) with
+   batching on (max_batch=8) and off (max_batch=1) in the same run;
+3. crash recovery: SIGKILL the worker while a job runs; time from the kill to a new worker ready and to
+   that job done (retried);
+4. event-loop lag p99 while each load runs (a 5 ms ticker on the service's loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from generation.engines import ENGINE_REGISTRY
+from generation.jobs import EngineSpec, GenerationRequest
+from generation.service import GenerationService
+from generation.worker import WorkerStartError
+from storage import Storage
+from storage.jobstore import SqlJobStore
+
+RESULTS = Path(__file__).resolve().parent / "results" / "service.json"
+
+SYNTHETIC_COST = {"per_batch_s": 0.05, "per_item_s": 0.01}
+
+
+def synthetic(per_batch_s: float, per_item_s: float) -> EngineSpec:
+    return EngineSpec(
+        "synthetic", ENGINE_REGISTRY["synthetic"], (("per_batch_s", per_batch_s), ("per_item_s", per_item_s))
+    )
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class LagProbe:
+    """Measures how late a 5 ms sleep wakes up on the running loop."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            await asyncio.sleep(0.005)
+            self.lags.append(time.perf_counter() - started - 0.005)
+
+    def __enter__(self) -> LagProbe:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "lag_p50_ms": round(pct(self.lags, 0.5) * 1000, 2),
+            "lag_p99_ms": round(pct(self.lags, 0.99) * 1000, 2),
+            "lag_max_ms": round(max(self.lags, default=0.0) * 1000, 2),
+        }
+
+
+async def with_service(
+    store: SqlJobStore,
+    engines: tuple[str | EngineSpec, ...],
+    body: Callable[[GenerationService], Awaitable[Any]],
+    **options: Any,
+) -> Any:
+    service = GenerationService(
+        store,
+        engines=engines,
+        max_queued_per_user=1000,
+        max_queued_total=100_000,
+        job_timeout_s=120,
+        **options,
+    )
+    await service.start()
+    try:
+        return await body(service)
+    finally:
+        await service.stop(drain_timeout=30)
+
+
+def request(user: int, n: int, engine: str, size: int) -> GenerationRequest:
+    return GenerationRequest(
+        user_key=f"console:bench{user}", spec={"seed": user * 1000 + n}, engine=engine, size=size
+    )
+
+
+async def users_section(
+    store: SqlJobStore,
+    engine: EngineSpec | str,
+    engine_name: str,
+    size: int,
+    jobs_each: int,
+    users_list: list[int],
+) -> list[dict[str, Any]]:
+    rows = []
+    for users in users_list:
+        latencies: list[float] = []
+
+        async def body(
+            service: GenerationService, users: int = users, latencies: list[float] = latencies
+        ) -> tuple[float, dict[str, float]]:
+            async def user(u: int) -> None:
+                for n in range(jobs_each):
+                    t0 = time.perf_counter()
+                    handle = await service.submit(request(u, n, engine_name, size))
+                    await handle.result()
+                    latencies.append(time.perf_counter() - t0)
+
+            with LagProbe() as probe:
+                started = time.perf_counter()
+                await asyncio.gather(*(user(u) for u in range(users)))
+                elapsed = time.perf_counter() - started
+            return elapsed, probe.summary()
+
+        elapsed, lag = await with_service(store, (engine,), body, max_batch=4, batch_window_s=0.01)
+        jobs = users * jobs_each
+        row = {
+            "users": users,
+            "jobs": jobs,
+            "seconds": round(elapsed, 3),
+            "jobs_per_s": round(jobs / elapsed, 2),
+            "latency_p50_ms": round(pct(latencies, 0.5) * 1000, 1),
+            "latency_p95_ms": round(pct(latencies, 0.95) * 1000, 1),
+            **lag,
+        }
+        print(
+            f"  {users:>3} users x {jobs_each}: {row['jobs_per_s']:>7} jobs/s  p50 {row['latency_p50_ms']} ms  "
+            f"p95 {row['latency_p95_ms']} ms  loop lag p99 {row['lag_p99_ms']} ms",
+            flush=True,
+        )
+        rows.append(row)
+    return rows
+
+
+async def batching_section(store: SqlJobStore, jobs: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"engine_cost": SYNTHETIC_COST, "jobs": jobs, "users": 20}
+    for label, max_batch in (("batching_on", 8), ("batching_off", 1)):
+
+        async def body(service: GenerationService) -> tuple[float, dict[str, float]]:
+            with LagProbe() as probe:
+                started = time.perf_counter()
+                handles = [await service.submit(request(i % 20, i, "synthetic", 64)) for i in range(jobs)]
+                await asyncio.gather(*(h.result() for h in handles))
+                elapsed = time.perf_counter() - started
+            return elapsed, probe.summary()
+
+        elapsed, lag = await with_service(
+            store, (synthetic(**SYNTHETIC_COST),), body, max_batch=max_batch, batch_window_s=0.05
+        )
+        out[label] = {
+            "max_batch": max_batch,
+            "seconds": round(elapsed, 3),
+            "jobs_per_s": round(jobs / elapsed, 2),
+            **lag,
+        }
+        print(
+            f"  {label:<13} max_batch={max_batch}: {out[label]['jobs_per_s']} jobs/s ({elapsed:.2f} s)",
+            flush=True,
+        )
+    out["speedup"] = round(out["batching_on"]["jobs_per_s"] / out["batching_off"]["jobs_per_s"], 2)
+    print(f"  batching gain: x{out['speedup']}", flush=True)
+    return out
+
+
+async def crash_section(store: SqlJobStore, trials: int) -> dict[str, Any]:
+    async def body(service: GenerationService) -> dict[str, Any]:
+        to_ready: list[float] = []
+        to_done: list[float] = []
+        for trial in range(trials):
+            handle = await service.submit(request(trial, 0, "synthetic", 64))
+            async for event in handle.events():
+                if event.kind == "step":
+                    break
+            pid = service.worker_pid
+            assert pid is not None
+            killed = time.perf_counter()
+            os.kill(pid, signal.SIGKILL)
+            retried = False
+            async for event in handle.events():  # "queued" (retrying), then "started" on the new worker
+                retried = retried or (event.kind == "queued" and event.message == "retrying")
+                if retried and event.kind == "started":
+                    break
+            to_ready.append(time.perf_counter() - killed)
+            await handle.result()
+            to_done.append(time.perf_counter() - killed)
+        return {
+            "trials": trials,
+            "kill_to_retry_started_ms_median": round(statistics.median(to_ready) * 1000, 1),
+            "kill_to_job_done_ms_median": round(statistics.median(to_done) * 1000, 1),
+            "kill_to_job_done_ms_max": round(max(to_done) * 1000, 1),
+            "job_cost_ms": 60,
+        }
+
+    result: dict[str, Any] = await with_service(store, (synthetic(0.05, 0.01),), body, max_batch=1)
+    print(
+        f"  kill -> retry started on a new worker {result['kill_to_retry_started_ms_median']} ms, "
+        f"kill -> retried job done {result['kill_to_job_done_ms_median']} ms (median of {trials})",
+        flush=True,
+    )
+    return result
+
+
+async def main(quick: bool) -> dict[str, Any]:
+    logging.basicConfig(level=logging.WARNING)
+    jobs_each = 5 if quick else 20
+    users_list = [1, 10] if quick else [1, 10, 50]
+    with tempfile.TemporaryDirectory(prefix="chibify-bench-") as tmp:
+        storage = await Storage.open(None, tmp, upgrade=True)
+        store = SqlJobStore(storage)
+        figures: dict[str, Any] = {
+            "machine": {
+                "python": sys.version.split()[0],
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+            },
+            "database": "SQLite (WAL, synchronous=FULL) in a temp dir",
+        }
+        try:
+            print("1. concurrent users, 20 jobs each, one after another (submit -> result)", flush=True)
+            try:
+                section = await users_section(store, "chibi", "chibi", 512, jobs_each, users_list)
+                figures["users"] = {"engine": "chibi", "size": 512, "rows": section}
+            except WorkerStartError as exc:
+                print(f"  chibi engine not available ({exc}); using the synthetic engine instead", flush=True)
+                section = await users_section(
+                    store, synthetic(0.02, 0.015), "synthetic", 512, jobs_each, users_list
+                )
+                figures["users"] = {
+                    "engine": "synthetic (chibi not available yet)",
+                    "chibi_error": str(exc),
+                    "engine_cost": {"per_batch_s": 0.02, "per_item_s": 0.015},
+                    "rows": section,
+                }
+            print("2. batching on vs off (synthetic engine, burst)", flush=True)
+            figures["batching"] = await batching_section(store, 80 if quick else 240)
+            print("3. worker crash recovery", flush=True)
+            figures["crash_recovery"] = await crash_section(store, 3 if quick else 5)
+        finally:
+            await storage.close()
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer jobs (smoke run); does not save")
+    args = parser.parse_args()
+    result = asyncio.run(main(args.quick))
+    print(json.dumps(result, indent=2))
+    if not args.quick:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"saved {RESULTS}")
