@@ -135,8 +135,10 @@ class MiniChibify(commands.Bot):
         profile = app_commands.Group(name="profile", description="Your profile")
 
         @profile.command(name="name", description="Name your avatar")
-        async def profile_name(interaction: discord.Interaction) -> None:
-            await interaction.response.send_modal(NameModal(custom_id="name-modal"))
+        async def profile_name(interaction: discord.Interaction, hint: str | None = None) -> None:
+            modal = NameModal(custom_id="name-modal")
+            modal.name.default = hint
+            await interaction.response.send_modal(modal)
 
         tree.add_command(profile)
 
@@ -149,6 +151,14 @@ class MiniChibify(commands.Bot):
         @tree.context_menu(name="Avatar of")
         async def avatar_of(interaction: discord.Interaction, member: discord.Member) -> None:
             await interaction.response.send_message(f"avatar of {member.name}", ephemeral=True)
+
+        @tree.command(name="tidy", description="Answers, follows up, edits and deletes")
+        async def tidy(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("one")
+            second = await interaction.followup.send("two", wait=True)
+            await second.edit(content="two, edited")
+            await interaction.delete_original_response()
+            await interaction.user.send("tidied up")
 
         @tree.command(name="slow", description="Waits, then delivers")
         async def slow(interaction: discord.Interaction) -> None:
@@ -175,7 +185,7 @@ async def test_login_sync_and_the_slash_command_flow(emulator: DiscordEmulator) 
         routes = [(r.method, r.route) for r in emulator.requests]
         assert routes[:2] == [("GET", "/users/@me"), ("GET", "/oauth2/applications/@me")]
         stored = {c["name"]: c for c in emulator.commands[None].values()}
-        assert set(stored) == {"avatar", "edit", "profile", "Chibify", "Avatar of", "slow"}
+        assert set(stored) == {"avatar", "edit", "profile", "Chibify", "Avatar of", "tidy", "slow"}
         assert stored["Chibify"]["type"] == 3 and stored["Avatar of"]["type"] == 2
         assert bot.user is not None and bot.user.id == emulator.bot.id
 
@@ -184,7 +194,7 @@ async def test_login_sync_and_the_slash_command_flow(emulator: DiscordEmulator) 
             emulator.alice, "avatar", {"prompt": "猫耳女孩", "count": 2, "photo": selfie}, locale="zh-CN"
         )
         callback = await handle.response()
-        assert callback.json == {"type": 5, "data": {"flags": 0}} or callback.json["type"] == 5
+        assert callback.json["type"] == 5 and (await handle.original(finished=False))["flags"] & 128
         result = await handle.followup()
         assert result["content"] == "已生成 2 个：猫耳女孩"
         assert [a["filename"] for a in result["attachments"]] == ["avatar.png"]
@@ -214,9 +224,13 @@ async def test_autocomplete_modal_context_menus_and_dm(emulator: DiscordEmulator
         typing = await emulator.autocomplete(emulator.alice, "edit", "add", "h")
         assert [c["value"] for c in await typing.choices()] == ["hat", "halo", "headphones"]
 
-        opened = await emulator.slash(emulator.alice, "profile name")
+        opened = await emulator.slash(emulator.alice, "profile name", {"hint": "Mo"})
+        assert opened.payload["data"]["options"] == [
+            {"name": "name", "type": 1, "options": [{"name": "hint", "type": 3, "value": "Mo"}]}
+        ]
         modal = await opened.modal()
         assert modal["custom_id"] == "name-modal"
+        assert modal["components"][0]["components"][0]["value"] == "Mo"
         submitted = await emulator.modal_submit(emulator.alice, opened, {"name": "Mochi"})
         assert (await submitted.original())["content"] == "named Mochi"
         with pytest.raises(ValueError, match="required"):
@@ -233,6 +247,25 @@ async def test_autocomplete_modal_context_menus_and_dm(emulator: DiscordEmulator
         dm = await emulator.dm_message(emulator.alice, attachments=[emulator.upload("me.png", tiny_png())])
         reply = await emulator.wait_for_message(emulator.dm_channel(emulator.alice), after=int(dm["id"]))
         assert reply["content"] == f"got your photo: {len(tiny_png())} bytes"
+
+
+async def test_guild_sync_followup_edit_delete_and_dm(emulator: DiscordEmulator) -> None:
+    async with emulator.running(MiniChibify()) as bot:
+        guild = discord.Object(emulator.guild.id)
+        bot.tree.copy_global_to(guild=guild)
+        synced = await bot.tree.sync(guild=guild)
+        assert {c.name for c in synced} == {c["name"] for c in emulator.commands[emulator.guild.id].values()}
+
+        handle = await emulator.slash(emulator.alice, "tidy")
+        assert handle.payload["data"]["guild_id"] == str(emulator.guild.id)
+        reply = await emulator.wait_for_message(emulator.dm_channel(emulator.alice))
+        assert reply["content"] == "tidied up"
+        assert handle.original_message_id not in emulator.messages  # deleted
+        assert (await handle.followup())["content"] == "two, edited"
+        routes = [(r.method, r.route) for r in handle.requests]
+        assert ("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}") in routes
+        assert ("DELETE", "/webhooks/{webhook_id}/{webhook_token}/messages/@original") in routes
+        assert any(r.route == "/users/@me/channels" for r in emulator.requests)
 
 
 # --- validation -------------------------------------------------------------------------------------------
@@ -294,6 +327,18 @@ async def test_expired_token_makes_the_bot_post_to_the_channel(emulator: Discord
         assert message["content"].startswith(f"<@{emulator.alice.id}> done")
         rejected = next(r for r in handle.requests if r.status == 404)
         assert rejected.response["code"] == 10015 and bot.delivered == ["channel"]
+
+        # Discord gives a bot 3 s to answer; the emulator's deadline is a knob (0 here: always too late).
+        emulator.callback_deadline = 0.0
+        late = await emulator.slash(emulator.bob, "edit", {"add": "hat"})
+        refused = await emulator.wait_for_request(
+            "POST",
+            "/interactions/{interaction_id}/{interaction_token}/callback",
+            predicate=lambda r: late.token in r.path,
+        )
+        assert refused.status == 404 and refused.response["code"] == 10062
+        assert emulator.late_callbacks == [late]
+        emulator.late_callbacks.clear()  # provoked on purpose; otherwise the fixture fails the test
 
 
 # --- gateway faults ---------------------------------------------------------------------------------------
