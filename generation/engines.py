@@ -84,7 +84,7 @@ class ChibiAdapter:
     """
 
     def __init__(self) -> None:
-        from generation.chibi import ChibiEngine  # type: ignore[attr-defined, unused-ignore]
+        from generation.chibi import ChibiEngine
         from generation.spec import AvatarSpec
 
         self._engine = ChibiEngine()
@@ -98,7 +98,8 @@ class ChibiAdapter:
             started = time.perf_counter()
             try:
                 spec = self._spec_cls.from_json(request.spec).resolved()
-                png = self._engine.render(spec, request.size)
+                meta = {"prompt": request.prompt} if request.prompt else None
+                png = self._engine.render(spec, request.size, metadata=meta)
                 out.append(
                     GenerationResult(
                         png=png,

@@ -118,3 +118,23 @@ def test_importing_the_service_pulls_in_no_engine_code() -> None:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     out = run.stdout.strip()
     assert out == ""
+
+
+def test_chibi_adapter_renders_a_resolved_spec() -> None:
+    import generation.chibi
+
+    if not hasattr(generation.chibi, "ChibiEngine"):
+        pytest.skip("generation.chibi.ChibiEngine is not there yet")
+    from generation.engines import ChibiAdapter
+
+    adapter = ChibiAdapter()
+    steps: list[tuple[int, int, int]] = []
+    requests = [
+        GenerationRequest(user_key="console:a", spec={"seed": 5}, size=128),
+        GenerationRequest(user_key="console:a", spec={"seed": 5, "skin_tone": "not-a-tone"}, size=128),
+    ]
+    good, bad = adapter.run_batch(requests, lambda *p: steps.append(p))
+    assert isinstance(good, GenerationResult) and isinstance(bad, Exception)
+    assert Image.open(io.BytesIO(good.png)).size == (128, 128)
+    assert good.spec["seed"] == 5 and good.spec["skin_tone"]  # stored resolved: re-renders exactly
+    assert steps == [(0, 1, 1), (1, 1, 1)]
