@@ -60,11 +60,17 @@ def head(c: Ctx) -> str:
     parts.append(
         defs(
             clip("head-clip", path(fp)),
-            radial("head-glow", CX - 40, 250, 170, [(0, sk.light, 0.55), (1, sk.light, 0.0)]),
+            radial(
+                "head-glow",
+                CX - 30,
+                270,
+                190,
+                [(0, sk.light, 0.3), (0.7, sk.light, 0.12), (1, sk.light, 0.0)],
+            ),
         )
     )
     parts.append(
-        group([ellipse(CX - 40, 250, 170, 150, fill="url(#head-glow)")], clip_path="url(#head-clip)")
+        group([ellipse(CX - 30, 270, 190, 190, fill="url(#head-glow)")], clip_path="url(#head-clip)")
     )
     return group(parts)
 

@@ -59,16 +59,14 @@ HAIR_VOLUME: dict[str, tuple[float, float | None, float]] = {
     "spiky": (44.0, None, 166.0),
     "side_swept": (80.0, None, 162.0),
     "curly": (58.0, None, 178.0),
-    "afro": (22.0, 96.0, 178.0),
+    "afro": (40.0, 104.0, 176.0),
     "braids": (84.0, None, 164.0),
     "buzz": (96.0, None, 154.0),
     "bald": (100.0, None, 150.0),
     "messy": (62.0, None, 170.0),
 }
 
-COVERING_HATS = frozenset(
-    {"beanie", "witch_hat", "beret", "cap", "straw_hat", "top_hat", "bandana", "santa_hat"}
-)
+COVERING_HATS = frozenset({"beanie", "witch_hat", "beret", "cap", "straw_hat", "top_hat", "santa_hat"})
 
 
 @dataclass(frozen=True)
@@ -141,6 +139,8 @@ def _geometry(face_shape: str, hair_style: str, items: tuple[str, ...]) -> Geome
         # A hat compresses ordinary hair to the skull; tall styles (bun) make the hat reach higher.
         cover_top = min(top + 20, 100.0) if hair_style == "bun" else 96.0
         top = min(max(top, 92.0), 96.0) if hair_style != "bun" else top
+    if covering and rim is not None:
+        cover_top = top - 16  # big hair: the hat sits on the hair and reaches over its bumps
     rim_y = rim if rim is not None else 156.0
     if hat == "bandana":
         rim_y = 172.0 if rim is None else rim + 40

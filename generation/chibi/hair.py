@@ -147,7 +147,7 @@ def face_window(c: Ctx, lock_y: float, inset: float) -> tuple[str, str]:
 def _cap(c: Ctx, vol: float, lock_y: float, bumps: str = "") -> str:
     """Front hair silhouette: a dome over the skull with side locks down to lock_y."""
     rx = c.geo.crx + vol
-    top = c.geo.hair_top
+    top = max(c.geo.hair_top, 84.0) if c.geo.hair_style == "bun" else c.geo.hair_top
     cy = CRANIUM_CY - 4
     hatted = c.geo.hat is not None and top >= 90
     if bumps and not hatted:
@@ -528,7 +528,8 @@ def hair_front(c: Ctx) -> str:
         )
     )
     del shadow
-    inner: list[str] = [path(sil, fill=t.base)]
+    base_fill = color.mix(t.base, c.skin.base, 0.3) if style == "buzz" else t.base
+    inner: list[str] = [path(sil, fill=base_fill)]
     tex: list[str] = []
     top = c.geo.hair_top
     if style in ("curly",):

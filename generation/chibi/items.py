@@ -42,7 +42,7 @@ def hat(c: Ctx, item: str) -> str:
     t = color.Tone.of(col)
     out: list[str] = []
     if item == "beanie":
-        top = min(rim - 96, cover - 8)
+        top = min(rim - 80, cover - 8)
         out.append(path(_dome(rim, hw + 2, top), **_st(col)))
         ribs = "".join(
             f"M{f(CX + k * 22)},{f(rim - 10)}Q{f(CX + k * 18)},{f(top + 40)} {f(CX + k * 10)},{f(top + 12)}"
@@ -65,7 +65,7 @@ def hat(c: Ctx, item: str) -> str:
                 opacity="0.6",
             )
         )
-        out.append(circle(CX, top - 12, 24, **_st(color.light(col, 0.55))))
+        out.append(circle(CX, max(top - 8, 22.0), 22, **_st(color.light(col, 0.55))))
     elif item == "cap":
         top = min(rim - 92, cover - 6)
         out.append(path(_dome(rim, hw, top), **_st(col)))

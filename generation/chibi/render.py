@@ -77,11 +77,11 @@ def layers(spec: AvatarSpec, *, background: bool = True, eyes: tuple[str, str] |
     out.append(Layer("nose", face.nose(c)))
     out.append(Layer("mouth", face.mouth(c)))
     out.append(Layer("eyes", face.eyes(c)))
-    out.append(Layer("brows", face.brows(c)))
     out += item_layers(FACE_SLOTS)
     out.append(Layer("facial_hair", face.facial_hair(c)))
     out += item_layers(MOUTH_SLOTS)
     out.append(Layer("hair_front", hair.hair_front(c)))
+    out.append(Layer("brows", face.brows(c)))
     out.append(Layer("fx", face.fx(c)))
     out += item_layers(FRONT_SLOTS)
     return out

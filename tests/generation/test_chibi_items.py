@@ -1,0 +1,131 @@
+"""Every item sits right on every hair style and face shape (checked with the layer coverage)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from generation import catalog
+from generation.chibi import ChibiEngine, render
+from generation.chibi.context import Ctx
+from generation.chibi.geometry import EYE_RY, EYE_Y, VIEW
+from generation.spec import AvatarSpec
+
+ENGINE = ChibiEngine()
+SIZE = 128
+K = SIZE / VIEW
+STYLES = catalog.ids("hair_style")
+SHAPES = catalog.ids("face_shape")
+ITEMS = catalog.ids("item")
+
+
+def _cov(spec: AvatarSpec, *names: str) -> np.ndarray:
+    by = {p.name: p.svg for p in ENGINE.layers(spec)}
+    out = np.zeros((SIZE, SIZE), bool)
+    for n in names:
+        if by.get(n):
+            out |= render.alpha_of(by[n], SIZE) > 0.5
+    return out
+
+
+def _bbox(m: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(m)
+    assert len(ys), "empty mask"
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+def check_item(item: str, style: str, shape: str) -> None:
+    spec = AvatarSpec(seed=1, items=[item], hair={"style": style}, face_shape=shape, expression="smile")
+    c = Ctx.of(spec)
+    slot = catalog.item_slot(item)
+    it = _cov(spec, f"item:{item}")
+    x0, y0, x1, y1 = _bbox(it)
+    eyes_top = (EYE_Y - EYE_RY) * K
+    where = f"{item} on {style}/{shape}"
+    if slot == "head_top":
+        assert y1 < eyes_top, f"{where}: hat reaches the eyes"
+        if item in ("crown", "halo"):
+            assert abs(y1 - c.geo.hair_top * K) < 40 * K, f"{where}: not on top of the hair"
+        else:
+            assert abs(y1 - c.geo.hat_rim_y * K) < 44 * K, f"{where}: brim not at the head-top anchor"
+            hair = _cov(spec, "hair_back", "hair_front")
+            assert item == "bandana" or not hair[: max(0, y0 - 1)].any(), (
+                f"{where}: hair pokes out above the hat"
+            )
+    elif slot == "ears":
+        hair_head = _cov(spec, "hair_front", "hair_back", "head")
+        assert (it & hair_head).any(), f"{where}: ears float off the head"
+        skull_top = max(c.geo.hair_top, 84.0) if style == "bun" else c.geo.hair_top
+        assert y0 < skull_top * K + 6, f"{where}: ears do not rise above the head"
+        assert y1 < eyes_top, f"{where}: ears too low"
+    elif slot == "eyes":
+        eyes = _cov(spec, "eyes")
+        box = np.zeros_like(it)
+        box[y0 : y1 + 1, x0 : x1 + 1] = True
+        assert (it & eyes).any(), f"{where}: glasses do not touch the eyes"
+        if item != "eyepatch":
+            assert (box & eyes).sum() > 0.8 * eyes.sum(), f"{where}: glasses not on the eyes"
+    elif slot == "mouth":
+        assert (it & _cov(spec, "mouth")).any(), f"{where}: mask misses the mouth"
+    elif slot == "ear_jewelry":
+        for ex, ey in c.geo.ears:
+            near = it[int((ey) * K) : int((ey + 60) * K), max(0, int((ex - 30) * K)) : int((ex + 30) * K)]
+            assert near.any(), f"{where}: no earring under the ear"
+    elif slot == "head_wrap":
+        vis = ENGINE.masks(spec, SIZE)
+        assert not vis["hair"].any(), f"{where}: hair shows under the hijab"
+        neck = _cov(spec, "neck")
+        assert (neck & ~it).sum() <= 0.25 * neck.sum() + 2 or not (
+            _cov(spec, "neck") & ~it & vis["body"]
+        ).any()
+    elif slot == "hair_accessory":
+        assert y1 < EYE_Y * K, f"{where}: accessory below the eyes"
+    elif slot == "headphones":
+        for ex, ey in c.geo.ears:
+            assert it[int(ey * K), :].any(), f"{where}: no ear cup at the ear line"
+    elif slot in ("neck",):
+        assert y0 > (c.geo.chin_y - 60) * K, f"{where}: neckwear above the chin"
+    elif slot in ("back", "held"):
+        assert y1 > VIEW * K * 0.6, f"{where}: not at the body"
+
+
+def test_every_item_on_every_hair_style() -> None:
+    """Default run: every item on every hair style (face shapes cycled)."""
+    for i, (item, style) in enumerate(itertools.product(ITEMS, STYLES)):
+        check_item(item, style, SHAPES[i % len(SHAPES)])
+
+
+def test_every_hat_and_ear_item_on_every_face_shape_with_big_hair() -> None:
+    head = [i for i in ITEMS if catalog.item_slot(i) in ("head_top", "ears", "eyes", "ear_jewelry")]
+    for item, style, shape in itertools.product(head, ("afro", "bun", "curly", "spiky"), SHAPES):
+        check_item(item, style, shape)
+
+
+@pytest.mark.slow
+def test_every_item_on_every_hair_style_and_face_shape() -> None:
+    for item, style, shape in itertools.product(ITEMS, STYLES, SHAPES):
+        check_item(item, style, shape)
+
+
+def test_items_in_one_slot_cannot_coexist() -> None:
+    with pytest.raises(ValueError):
+        AvatarSpec(items=["beanie", "cap"])
+    with pytest.raises(ValueError):
+        AvatarSpec(items=["hijab", "cat_ears"])
+    s = AvatarSpec(items=["beanie"]).with_item("crown")
+    assert s.items == ("crown",)
+    # several face marks are allowed together and all render
+    multi = AvatarSpec(seed=2, items=["freckles", "bandage", "beauty_mark", "fangs"])
+    m = ENGINE.masks(multi, SIZE, visible=False)
+    assert all(m[f"item:{i}"].any() for i in multi.items)
+
+
+def test_hat_sits_on_big_hair_not_inside_it() -> None:
+    afro = AvatarSpec(seed=1, items=["beanie"], hair={"style": "afro"})
+    short = AvatarSpec(seed=1, items=["beanie"], hair={"style": "short"})
+    assert _bbox(_cov(afro, "item:beanie"))[3] < _bbox(_cov(short, "item:beanie"))[3]
+    # the afro still shows around and below the hat
+    vis = ENGINE.masks(afro, SIZE)
+    assert vis["hair"].sum() > 0.1 * SIZE * SIZE
