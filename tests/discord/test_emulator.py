@@ -268,6 +268,25 @@ async def test_guild_sync_followup_edit_delete_and_dm(emulator: DiscordEmulator)
         assert any(r.route == "/users/@me/channels" for r in emulator.requests)
 
 
+async def test_twenty_users_at_once_each_get_their_own_result(emulator: DiscordEmulator) -> None:
+    users = [emulator.add_user(f"user{i}") for i in range(20)]
+    async with emulator.running(MiniChibify()):
+        handles = await asyncio.gather(*(emulator.slash(u, "avatar", {"prompt": u.username}) for u in users))
+        results = await asyncio.gather(*(h.followup() for h in handles))
+    for user, handle, result in zip(users, handles, results, strict=True):
+        assert result["content"] == f"made 1: {user.username} (photo 0 bytes)"
+        assert result["interaction_metadata"]["user"]["id"] == str(user.id) and handle.callback_type == 5
+
+
+async def test_a_persistent_button_works_after_a_restart(emulator: DiscordEmulator) -> None:
+    async with emulator.running(MiniChibify()):
+        result = await (await emulator.slash(emulator.alice, "avatar", {"prompt": "fox"})).followup()
+    async with emulator.running(MiniChibify()):
+        click = await emulator.click(emulator.alice, result["id"], "pick:7:1")
+        assert (await click.original())["content"] == "picked 1 of avatar 7"
+    assert emulator.gateway.count("identify") == 2
+
+
 # --- validation -------------------------------------------------------------------------------------------
 
 
