@@ -139,7 +139,15 @@ async def users_section(
                 started = time.perf_counter()
                 await asyncio.gather(*(user(u) for u in range(users)))
                 elapsed = time.perf_counter() - started
-            return elapsed, probe.summary()
+            m = service.metrics
+            run_s = m.value("chibify_generation_batch_run_seconds_sum") or 0.0
+            items = m.value("chibify_generation_batch_size_sum") or 1.0
+            batches = m.value("chibify_generation_batch_size_count") or 1.0
+            extra = {
+                "worker_ms_per_job": round(run_s / items * 1000, 1),
+                "mean_batch_size": round(items / batches, 2),
+            }
+            return elapsed, {**probe.summary(), **extra}
 
         elapsed, lag = await with_service(store, (engine,), body, max_batch=4, batch_window_s=0.01)
         jobs = users * jobs_each
@@ -154,7 +162,8 @@ async def users_section(
         }
         print(
             f"  {users:>3} users x {jobs_each}: {row['jobs_per_s']:>7} jobs/s  p50 {row['latency_p50_ms']} ms  "
-            f"p95 {row['latency_p95_ms']} ms  loop lag p99 {row['lag_p99_ms']} ms",
+            f"p95 {row['latency_p95_ms']} ms  loop lag p99 {row['lag_p99_ms']} ms  "
+            f"worker {row['worker_ms_per_job']} ms/job, batch {row['mean_batch_size']}",
             flush=True,
         )
         rows.append(row)
