@@ -29,6 +29,7 @@ from tests.discord.gateway import DIRECT_MESSAGES, GUILD_MESSAGES, MESSAGE_CONTE
 from tests.discord.models import (
     ALL_PERMISSIONS,
     ATTACHMENT_SIZE_LIMIT,
+    EPHEMERAL,
     LOADING,
     Attachment,
     Channel,
@@ -39,7 +40,16 @@ from tests.discord.models import (
     member_dict,
     snowflake,
 )
-from tests.discord.rest import Fault, RecordedRequest, RestApi, UploadedFile, Violation, user_message_dict
+from tests.discord.rest import (
+    UNKNOWN_MESSAGE,
+    Fault,
+    RecordedRequest,
+    RestApi,
+    UploadedFile,
+    Violation,
+    unknown,
+    user_message_dict,
+)
 from tests.discord.schema import OpenAPIValidator
 
 T = TypeVar("T")
@@ -420,8 +430,6 @@ class DiscordEmulator:
     ) -> dict[str, Any]:
         message = self.messages.get(message_id)
         if message is None:
-            from tests.discord.rest import UNKNOWN_MESSAGE, unknown
-
             raise unknown("Message", UNKNOWN_MESSAGE)
         for key in ("content", "embeds", "components"):
             if key in body:
@@ -433,7 +441,7 @@ class DiscordEmulator:
         if finish:
             message["flags"] &= ~LOADING
         if "flags" in body and body["flags"] is not None:
-            message["flags"] = (message["flags"] & ~0xFFFF) | body["flags"] | (message["flags"] & 64)
+            message["flags"] = body["flags"] | (message["flags"] & EPHEMERAL)  # ephemeral cannot change
         message["edited_timestamp"] = iso_now()
         self._notify()
         return message

@@ -209,7 +209,12 @@ class RestApi:
                     files.append(UploadedFile(part.name or "", part.filename or "", ctype, bytes(data)))
             return payload, files
         raw = await request.read()
-        return (json.loads(raw) if raw else None), []
+        if not raw:
+            return None, []
+        try:
+            return json.loads(raw), []
+        except ValueError:
+            return raw.decode(errors="replace"), []  # not JSON: recorded as text, rejected by the schema
 
     async def _answer(
         self, rec: RecordedRequest, request: web.Request, headers: dict[str, str]
