@@ -83,7 +83,7 @@ def check_item(item: str, style: str, shape: str) -> None:
     elif slot == "hair_accessory":
         assert y1 < EYE_Y * K, f"{where}: accessory below the eyes"
     elif slot == "headphones":
-        for ex, ey in c.geo.ears:
+        for _ex, ey in c.geo.ears:
             assert it[int(ey * K), :].any(), f"{where}: no ear cup at the ear line"
     elif slot in ("neck",):
         assert y0 > (c.geo.chin_y - 60) * K, f"{where}: neckwear above the chin"
