@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 _DEBUG: dict[str, Any] | None = None  # set to a dict to collect intermediate masks (development only)
 
+#: Face width (pixels) at which colours and textures are measured; larger faces are scaled down first.
+MEASURE_FACE_W = 200.0
+
 #: Below this, an attribute is not trusted and the spec gets a neutral choice instead.
 MIN_CONFIDENCE = 0.55
 
@@ -307,6 +310,16 @@ def _measure(rgb: NDArray[np.uint8], pts: NDArray[np.float64], person: NDArray[n
     y1 = min(h, int(pts[:, 1].max() + 1.6 * face_h))
     region = rgb[y0:y1, x0:x1]
     p = pts[:, :2] - np.array([x0, y0], dtype=np.float64)
+    person_region = person[y0:y1, x0:x1]
+    # Measure at a fixed face size: bounded time and memory whatever the photo's resolution.
+    k = min(1.0, MEASURE_FACE_W / max(face_w, 1.0))
+    if k < 1.0:
+        size = (max(8, round(region.shape[1] * k)), max(8, round(region.shape[0] * k)))
+        region = np.asarray(cv2.resize(region, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        person_region = np.asarray(cv2.resize(person_region, size, interpolation=cv2.INTER_AREA), np.float32)
+        p = p * np.array([size[0] / (x1 - x0), size[1] / (y1 - y0)])
+        face_w = float(np.linalg.norm(p[454] - p[234]))
+        face_h = float(np.linalg.norm(p[152] - p[10]))
     shape = region.shape[:2]
     gains = _white_balance_gains(rgb)
     corrected = np.clip(region.astype(np.float32) * gains, 0, 255).astype(np.uint8)
@@ -314,7 +327,7 @@ def _measure(rgb: NDArray[np.uint8], pts: NDArray[np.float64], person: NDArray[n
     lab = _lab(corrected)
     lab[..., 0] = np.minimum(lab[..., 0], lab_raw[..., 0])  # never lighter than the photo itself
     gray = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    pmask = person[y0:y1, x0:x1] > 0.5
+    pmask = person_region > 0.5
 
     # --- skin: upper cheeks (under the eyes, beside the nose: rarely covered by hair, beard or glasses)
     cheek = _disc_mask(shape, p[list(CHEEKS)], 0.045 * face_w)
@@ -442,7 +455,7 @@ def _measure(rgb: NDArray[np.uint8], pts: NDArray[np.float64], person: NDArray[n
     m["brow_contrast"] = float(skin[0] - np.mean(brow_l)) if brow_l else 0.0
 
     # --- mouth and face shape (3-D landmarks: less sensitive to head turn)
-    P = pts
+    P = pts  # scale-free ratios: full-resolution 3-D landmarks
     mouth_w = float(np.linalg.norm(P[61] - P[291]))
     eye_dist = float(np.linalg.norm(P[33] - P[263]))
     lip_mid_y = float((P[13, 1] + P[14, 1]) / 2)
