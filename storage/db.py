@@ -88,12 +88,13 @@ def is_sqlite(url: str | URL) -> bool:
     return parsed.get_backend_name() == "sqlite"
 
 
-def _sqlite_file(url: URL) -> Path | None:
-    """The database file of a file-backed SQLite URL, or None for in-memory databases."""
-    database = url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database)
+def _sqlite_database(url: URL) -> str:
+    """The database of a SQLite URL; in-memory databases are refused."""
+    database = url.database or ""
+    if database in ("", ":memory:") or "mode=memory" in database or database.startswith("file::memory:"):
+        # Each engine (the app's, the migration runner's) would see its own empty database.
+        raise ValueError("in-memory SQLite is not supported; use a database file (e.g. under a temp dir)")
+    return database
 
 
 def create_engine(url: str | URL, *, echo: bool = False, sqlite_foreign_keys: bool = True) -> AsyncEngine:
@@ -110,13 +111,13 @@ def create_engine(url: str | URL, *, echo: bool = False, sqlite_foreign_keys: bo
         log.debug("created PostgreSQL engine for %s", redact_url(parsed))
         return engine
 
-    path = _sqlite_file(parsed)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Every SQLite transaction takes the write lock (BEGIN IMMEDIATE), so extra connections would
-        # only sleep in SQLite's busy handler. One pooled connection makes tasks queue in asyncio
-        # instead, first come first served. Other processes still wait via busy_timeout.
-        kwargs.update(pool_size=1, max_overflow=0, pool_timeout=SQLITE_POOL_TIMEOUT_S)
+    database = _sqlite_database(parsed)
+    if not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # Every SQLite transaction takes the write lock (BEGIN IMMEDIATE), so extra connections would only
+    # sleep in SQLite's busy handler. One pooled connection makes tasks queue in asyncio instead, first
+    # come first served. Other processes still wait via busy_timeout.
+    kwargs.update(pool_size=1, max_overflow=0, pool_timeout=SQLITE_POOL_TIMEOUT_S)
     engine = create_async_engine(parsed, **kwargs)
     _install_sqlite_hooks(engine, foreign_keys=sqlite_foreign_keys)
     log.debug("created SQLite engine for %s", redact_url(parsed))

@@ -134,7 +134,7 @@ class Storage:
         """
         data_path = await asyncio.to_thread(_prepare_dir, Path(data_dir))
         if url is None:
-            url = f"sqlite+aiosqlite:///{data_path / 'chibify.db'}"
+            url = URL.create("sqlite+aiosqlite", database=str(data_path / "chibify.db"))
         if upgrade:
             await migrate.upgrade(url)
         engine = create_engine(url, echo=echo)
