@@ -75,15 +75,13 @@ class PostgresServer:
         finally:
             conn.close()
 
-    def truncate(self, database: str, tables: tuple[str, ...] = STORAGE_TABLES) -> None:
+    def empty_tables(self, database: str, tables: tuple[str, ...] = STORAGE_TABLES) -> None:
+        """Delete every row (DELETE is far quicker than TRUNCATE on tables this small)."""
         conn = self._connect(database)
         try:
             with conn.cursor() as cur:
-                cur.execute(
-                    sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
-                        sql.SQL(", ").join(sql.Identifier(t) for t in tables)
-                    )
-                )
+                for table in tables:
+                    cur.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
         finally:
             conn.close()
 
@@ -122,7 +120,7 @@ def migrated_postgres_db(postgres_server: PostgresServer) -> Iterator[str]:
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer, migrated_postgres_db: str) -> str:
     """URL of the session's PostgreSQL database with every storage table emptied."""
-    postgres_server.truncate(migrated_postgres_db)
+    postgres_server.empty_tables(migrated_postgres_db)
     return postgres_server.url_for(migrated_postgres_db)
 
 

@@ -33,6 +33,13 @@ def test_normalize_url(given: str, expected: str) -> None:
 def test_unsupported_urls_and_redaction() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         normalize_url("mysql://u@h/db")
+    for memory in (
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite+aiosqlite:///file::memory:?cache=shared&uri=true",
+    ):
+        with pytest.raises(ValueError, match="in-memory"):
+            create_engine(memory)
     assert "hunter2" not in redact_url("postgresql+asyncpg://u:hunter2@h/db")
     assert is_sqlite("sqlite:///x.db") and not is_sqlite("postgresql://h/db")
 
@@ -86,7 +93,7 @@ def test_public_ids_are_long_random_and_url_safe() -> None:
 
 
 async def test_storage_open_defaults_to_sqlite_in_the_data_dir(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+    data = tmp_path / "odd ?#% name" / "data"
     st = await Storage.open(None, data, upgrade=True)
     try:
         user = await st.get_or_create_user(console_name="me")

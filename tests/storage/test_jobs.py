@@ -188,15 +188,14 @@ async def test_unfinished_and_active_jobs(storage: Storage, alice: User, bob: Us
 async def test_concurrent_transitions_have_exactly_one_winner(
     storage: Storage, alice: User, source: JobStatus
 ) -> None:
+    """Racing moves to terminal states: exactly one wins, every other one gets InvalidTransition."""
     job = await _job_in(storage, alice, source)
     avatar = await make_avatar(storage, alice, 1)
     attempts: list[Awaitable[Job]] = []
     for _ in range(8):
         attempts.append(storage.mark_failed(job.id, "a"))
         attempts.append(storage.mark_cancelled(job.id))
-        if source is S.QUEUED:
-            attempts.append(storage.mark_running(job.id))
-        else:
+        if source is S.RUNNING:
             attempts.append(storage.mark_done(job.id, avatar.id))
     results = await asyncio.gather(*attempts, return_exceptions=True)
     winners = [r for r in results if isinstance(r, Job)]
@@ -205,6 +204,26 @@ async def test_concurrent_transitions_have_exactly_one_winner(
     assert all(isinstance(r, InvalidTransition) for r in losers), losers
     final = await storage.get_job_by_id(job.id)
     assert final.status is winners[0].status
+
+
+async def test_concurrent_mixed_transitions_form_a_legal_chain(storage: Storage, alice: User) -> None:
+    """Claims racing cancellations and failures: the winners form a legal path, never a step back."""
+    for _ in range(5):
+        job = await storage.create_job(alice, "prompt")
+        attempts: list[Awaitable[Job]] = []
+        for _ in range(6):
+            attempts += [
+                storage.mark_running(job.id),
+                storage.mark_cancelled(job.id),
+                storage.mark_failed(job.id, "x"),
+            ]
+        results = await asyncio.gather(*attempts, return_exceptions=True)
+        assert all(isinstance(r, Job | InvalidTransition) for r in results), results
+        won = [r.status for r in results if isinstance(r, Job)]
+        terminal = [w for w in won if w.terminal]
+        assert won.count(S.RUNNING) <= 1 and len(terminal) <= 1, won
+        final = (await storage.get_job_by_id(job.id)).status
+        assert final is (terminal[0] if terminal else S.RUNNING)
 
 
 async def test_concurrent_claims_of_queued_jobs(storage: Storage, alice: User) -> None:
