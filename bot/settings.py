@@ -21,19 +21,30 @@ class Settings(BaseSettings):
     )
 
     discord_token: SecretStr | None = Field(None, description="Bot token from the Discord developer portal.")
-    dev_guild_id: int | None = Field(None, description="Sync slash commands to this guild only (instant, for testing).")
+    dev_guild_id: int | None = Field(
+        None, description="Sync slash commands to this guild only (instant, for testing)."
+    )
     shard_count: int | None = Field(None, ge=1, description="Run sharded with this many shards (large bots).")
     data_dir: Path = Field(Path("data"), description="Folder for the SQLite file and the image blobs.")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/chibify.db. PostgreSQL: postgresql+asyncpg://..."
+        None,
+        description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/chibify.db. PostgreSQL: postgresql+asyncpg://...",
     )
-    engine: EngineName = Field("chibi", description="Default engine: chibi (built in, no download) or diffusion.")
-    queue_max_total: int = Field(200, ge=1, description="Jobs allowed in the queue at once, all users together.")
+    engine: EngineName = Field(
+        "chibi", description="Default engine: chibi (built in, no download) or diffusion."
+    )
+    queue_max_total: int = Field(
+        200, ge=1, description="Jobs allowed in the queue at once, all users together."
+    )
     queue_max_per_user: int = Field(5, ge=1, description="Jobs one user may have queued at once.")
     batch_max: int = Field(4, ge=1, le=64, description="Largest batch the worker runs in one go.")
     batch_window_ms: int = Field(50, ge=0, le=5000, description="How long to wait to fill a batch (ms).")
-    job_timeout_s: float = Field(120.0, gt=0, description="A job running longer than this is killed and failed.")
-    metrics_port: int | None = Field(None, description="Serve Prometheus metrics on this port (off when unset).")
+    job_timeout_s: float = Field(
+        120.0, gt=0, description="A job running longer than this is killed and failed."
+    )
+    metrics_port: int | None = Field(
+        None, description="Serve Prometheus metrics on this port (off when unset)."
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
 
     @field_validator("log_level")

@@ -97,7 +97,9 @@ class ChibiAdapter:
         for index, request in enumerate(requests):
             started = time.perf_counter()
             try:
-                spec = self._spec_cls.from_json(request.spec).resolved()
+                # The stored spec keeps its open fields open (variations re-decide them with a new
+                # seed); the engine resolves them itself, deterministically.
+                spec = self._spec_cls.from_json(request.spec)
                 meta = {"prompt": request.prompt} if request.prompt else None
                 png = self._engine.render(spec, request.size, metadata=meta)
                 out.append(

@@ -331,18 +331,20 @@ class GenerationService:
     def running(self) -> bool:
         return self._accepting
 
-    async def start(self) -> list[JobHandle]:
+    async def start(self, *, recover: bool = True) -> list[JobHandle]:
         """Start the worker and recover unfinished jobs from the store.
 
         Returns a handle for every recovered job, including those failed because they were too old (their
         ``result()`` raises :class:`JobFailed` with a reason to deliver); ``handle.deliver`` says where.
+        ``recover=False`` leaves unfinished jobs in the store alone (a console run beside a running bot
+        must not take the bot's jobs).
         """
         if self._started:
             raise RuntimeError("the service was already started")
         self._started = True
         self._worker = await self._new_worker()
         try:
-            handles = await self._recover()
+            handles = await self._recover() if recover else []
         except BaseException:
             await self._worker.kill()
             raise

@@ -1,0 +1,318 @@
+"""What each ``chibify`` subcommand does: call the studio, print friendly text or JSON, write files."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from bot.app import open_app, open_storage
+from bot.cli import print_json, require_size
+from bot.errors import BadInput
+from bot.settings import Settings
+from bot.studio import Actor, AvatarView, Outcome, Pending, Studio
+from generation import catalog
+from generation.jobs import ProgressEvent
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    command: str = args.command
+    if command == "catalog":
+        return _catalog(args)
+    if command == "db":
+        return await _db(args, settings)
+    if (
+        command == "forget"
+        and not args.yes
+        and not _confirm(f"Delete every avatar and image of {args.user!r}?")
+    ):
+        print("nothing deleted.")
+        return 1
+    if command == "export":
+        require_size(args.size)
+    actor = Actor(console_name=args.user)
+    generate = command in {"avatar", "selfie", "edit", "vary"}
+    async with open_app(settings, generate=generate, recover=False) as app:
+        return await _HANDLERS[command](app.studio, actor, args)
+
+
+# --- generation commands ------------------------------------------------------------------------------
+
+
+async def _avatar(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
+    pending = await studio.submit_create(
+        actor, args.prompt, count=args.count, seed=args.seed, engine=args.engine
+    )
+    return await _finish(studio, pending, args)
+
+
+async def _selfie(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
+    photo = _read_photo(args.photo)
+    pending = await studio.submit_selfie(actor, photo, prompt=args.prompt)
+    code = await _finish(studio, pending, args)
+    if not args.json:
+        print("Your photo was analysed in memory and not kept.")
+    return code
+
+
+async def _edit(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
+    pending = await studio.submit_edit(
+        actor,
+        args.avatar_id,
+        add=args.add,
+        remove=args.remove,
+        expression=args.expression,
+        hair_color=args.hair_color,
+        eye_color=args.eye_color,
+        background=args.background,
+        prompt=args.prompt,
+    )
+    return await _finish(studio, pending, args)
+
+
+async def _vary(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
+    pending = await studio.submit_variations(actor, args.avatar_id, count=args.count)
+    return await _finish(studio, pending, args)
+
+
+async def _finish(studio: Studio, pending: Pending, args: argparse.Namespace) -> int:
+    progress = _Progress(len(pending.handles), enabled=not args.json and sys.stderr.isatty())
+    watchers = [asyncio.create_task(_watch(h.events(), progress)) for h in pending.handles]
+    try:
+        outcome = await studio.finish(pending)
+    finally:
+        for w in watchers:
+            w.cancel()
+        progress.close()
+    out_dir: Path = args.out
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    for view in outcome.avatars:
+        _, png = await studio.image(Actor(console_name=args.user), view.id)
+        path = out_dir / f"{view.id}.png"
+        await asyncio.to_thread(path.write_bytes, png)
+        if args.json:
+            print_json(view.to_json(str(path)))
+        else:
+            print(f"made {view.id}  ->  {path}")
+    if not args.json:
+        _explain(outcome)
+    for failure in outcome.failures:
+        print(f"chibify: one avatar could not be made: {failure}", file=sys.stderr)
+    return 1 if outcome.failures else 0
+
+
+async def _watch(events: Any, progress: _Progress) -> None:
+    async for event in events:
+        progress.update(event)
+
+
+def _explain(outcome: Outcome) -> None:
+    if outcome.understood:
+        print("understood: " + ", ".join(f"{u.phrase} -> {u.en}" for u in outcome.understood))
+    if outcome.ignored:
+        print("ignored (not understood): " + ", ".join(outcome.ignored))
+    if outcome.removed:
+        print("removed: " + ", ".join(outcome.removed))
+    if outcome.changes:
+        print("changed: " + "; ".join(outcome.changes))
+    for note in outcome.notes:
+        print(f"note: {note}")
+
+
+class _Progress:
+    """A one-line progress bar on stderr (only on a terminal)."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.done = 0
+        self.status = "queued"
+
+    def update(self, event: ProgressEvent) -> None:
+        if event.final:
+            self.done += 1
+        if event.kind == "position" and event.position is not None:
+            eta = f", about {event.eta_s:.0f} s" if event.eta_s else ""
+            self.status = f"in queue, position {event.position}{eta}"
+        elif event.kind in ("started", "step"):
+            self.status = "drawing"
+        self._draw()
+
+    def _draw(self) -> None:
+        if not self.enabled:
+            return
+        width = 24
+        filled = int(width * self.done / max(1, self.total))
+        bar = "#" * filled + "-" * (width - filled)
+        sys.stderr.write(f"\r[{bar}] {self.done}/{self.total} {self.status:<40}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 80 + "\r")
+            sys.stderr.flush()
+
+
+# --- reading and managing -------------------------------------------------------------------------------
+
+
+async def _history(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
+    view = await studio.history(actor, page=args.page, favourites=args.favourites)
+    if args.json:
+        print_json(
+            {
+                "page": view.page,
+                "pages": view.pages,
+                "total": view.total,
+                "avatars": [await _json(studio, a) for a in view.items],
+            }
+        )
+        return 0
+    if not view.total:
+        print(f'{actor.console_name} has no avatars yet. Make one: chibify avatar "pink hair, cat ears"')
+        return 0
+    print(
+        f"{actor.console_name}'s avatars, page {view.page} of {view.pages} ({view.total} in all), newest first:"
+    )
+    for a in view.items:
+        star = "*" if a.favourite else " "
+        prompt = (a.prompt[:48] + "...") if len(a.prompt) > 51 else a.prompt
+        print(f" {star} {a.id}  {a.created:%Y-%m-%d %H:%M}  {a.kind:<9} {prompt}")
+    return 0
+
+
+async def _show(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
+    avatar, lineage = await studio.show(actor, args.avatar_id)
+    if args.json:
+        data = await _json(studio, avatar)
+        data["lineage"] = [a.id for a in lineage]
+        print_json(data)
+        return 0
+    print(
+        f"{avatar.id}: {avatar.kind} by {avatar.engine}, seed {avatar.seed}, {avatar.width}x{avatar.height}"
+    )
+    print(f"  prompt: {avatar.prompt or '(none)'}")
+    print(f"  image:  {await studio.image_path(avatar)}")
+    if len(lineage) > 1:
+        print("  lineage: " + " -> ".join(a.id for a in lineage))
+    return 0
+
+
+async def _export(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
+    files = await studio.export(actor, args.avatar_id, args.format, size=args.size)
+    out_dir: Path = args.out
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    for name, data in files.items():
+        path = out_dir / name
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(path.write_bytes, data)
+        print(f"wrote {path} ({len(data) // 1024 or 1} KB)")
+    return 0
+
+
+async def _favourite(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
+    view = await studio.favourite(actor, args.avatar_id, not args.off)
+    print(f"{view.id} is {'now a favourite' if view.favourite else 'no longer a favourite'}.")
+    return 0
+
+
+async def _delete(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
+    view = await studio.delete(actor, args.avatar_id)
+    print(f"deleted {view.id}.")
+    return 0
+
+
+async def _forget(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
+    counts = await studio.forget(actor)
+    print(
+        f"forgot {actor.console_name}: {counts['avatars']} avatars, {counts['jobs']} jobs, {counts['images']} images removed."
+    )
+    return 0
+
+
+_HANDLERS = {
+    "avatar": _avatar,
+    "selfie": _selfie,
+    "edit": _edit,
+    "vary": _vary,
+    "history": _history,
+    "show": _show,
+    "export": _export,
+    "favourite": _favourite,
+    "delete": _delete,
+    "forget": _forget,
+}
+
+
+async def _json(studio: Studio, view: AvatarView) -> dict[str, Any]:
+    return view.to_json(await studio.image_path(view))
+
+
+# --- catalog and database ---------------------------------------------------------------------------------
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    cats: Iterable[str] = catalog.CATEGORIES
+    if args.category:
+        if args.category not in catalog.CATEGORIES:
+            raise BadInput(
+                f"unknown category {args.category!r}.", f"Choose from: {', '.join(catalog.CATEGORIES)}."
+            )
+        cats = [args.category]
+    if args.json:
+        print(json.dumps(catalog.to_json(cats), ensure_ascii=False, indent=2))
+        return 0
+    for cat in cats:
+        entries = catalog.CATEGORIES[cat]
+        print(f"{cat.replace('_', ' ')} ({len(entries)}):")
+        for e in entries:
+            extra = f" [{e.slot}]" if e.slot else (f" {e.hex}" if e.hex else "")
+            print(f"  {e.id:<16} {e.en} / {e.zh}{extra}")
+    return 0
+
+
+async def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from storage import migrate
+
+    url = settings.resolved_database_url
+    if args.db_command == "upgrade":
+        await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
+        before = await migrate.current_revision(url)
+        await migrate.upgrade(url)
+        after = await migrate.current_revision(url)
+        print(f"database is at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+        return 0
+    if args.db_command == "current":
+        current = await migrate.current_revision(url)
+        head = migrate.head_revision()
+        state = "up to date" if current == head else f"behind: run `chibify db upgrade` (newest is {head})"
+        print(f"database revision {current or 'none'}: {state}")
+        return 0 if current == head else 1
+    storage = await open_storage(settings)
+    try:
+        result = await storage.gc_blobs(grace_seconds=args.grace)
+    finally:
+        await storage.close()
+    print(f"removed {result.blobs} unused images and {result.temp_files} leftover temporary files.")
+    return 0
+
+
+def _read_photo(path: Path) -> bytes:
+    limit = 10 * 1024 * 1024
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}.", "Check the path.") from None
+    if size > limit:
+        raise BadInput(f"{path} is {size / 1e6:.1f} MB; photos may be up to 10 MB.", "Send a smaller photo.")
+    return path.read_bytes()
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise BadInput("refusing to delete without confirmation.", "Add --yes to confirm.")
+    return input(f"{question} [y/N] ").strip().lower() in {"y", "yes"}

@@ -1,0 +1,586 @@
+"""The use cases: create, edit, vary, re-roll, history, show, export, favourite, delete, forget.
+
+Shared by the Discord cogs and the ``chibify`` console, so both behave the same. No discord import here:
+adapters pass an :class:`Actor` (who is acting, where) and get plain values back (:class:`AvatarView`).
+Every avatar a user reaches goes through the storage layer's owner checks.
+
+Generation goes through the :class:`~generation.service.GenerationService` queue: a request is submitted
+(the job row is written first), and :meth:`Studio.finish` waits for its avatars. Adapters that show
+progress iterate ``pending.handles[i].events()`` in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.errors import BadInput, Busy, GenerationFailed, NotFoundError, Refused, Unavailable
+from generation.edits import apply_edit, describe_changes, variation
+from generation.jobs import GenerationRequest
+from generation.policy import check_prompt
+from generation.prompt import ParseResult, PromptError, Understood, parse_prompt
+from generation.service import GenerationService, JobCancelled, JobFailed, JobHandle, QueueFull
+from generation.spec import MAX_SEED, AvatarSpec, SpecError
+from storage import Avatar, NotFound, Storage, repo
+
+log = logging.getLogger(__name__)
+
+HISTORY_PAGE_SIZE = 9  # a 3x3 grid in Discord
+MAX_COUNT = 4
+EXPORT_SIZES = (64, 2048)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks, and from where. Exactly one of ``discord_id`` / ``console_name``."""
+
+    discord_id: int | None = None
+    console_name: str | None = None
+    guild_id: int | None = None
+    channel_id: int | None = None
+    language: str = "en"
+
+    def __post_init__(self) -> None:
+        if (self.discord_id is None) == (self.console_name is None):
+            raise ValueError("an actor is a Discord user or a console user, not both or neither")
+        if self.console_name is not None and not self.console_name.strip():
+            raise BadInput("the user name is empty.", "Pass --user NAME.")
+
+    @property
+    def key(self) -> str:
+        return f"discord:{self.discord_id}" if self.discord_id is not None else f"console:{self.console_name}"
+
+    @property
+    def label(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True)
+class AvatarView:
+    """An avatar as the adapters show it: plain values only."""
+
+    id: str
+    owner: str
+    kind: str
+    prompt: str
+    spec: dict[str, Any]
+    seed: int
+    engine: str
+    model: str | None
+    parent: str | None
+    width: int
+    height: int
+    favourite: bool
+    created: datetime
+    blob_key: str
+
+    def to_json(self, image_path: str | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "kind": self.kind,
+            "prompt": self.prompt,
+            "spec": self.spec,
+            "seed": self.seed,
+            "engine": self.engine,
+            "model": self.model,
+            "parent": self.parent,
+            "image": image_path,
+            "width": self.width,
+            "height": self.height,
+            "favourite": self.favourite,
+            "created": self.created.isoformat(),
+        }
+
+
+@dataclass
+class Pending:
+    """Submitted jobs and what the request meant; :meth:`Studio.finish` turns it into avatars."""
+
+    handles: list[JobHandle]
+    owner_id: int
+    parse: ParseResult | None = None
+    changes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    avatars: list[AvatarView]
+    understood: list[Understood] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HistoryView:
+    items: list[AvatarView]
+    page: int
+    pages: int
+    total: int
+    snapshot: int
+
+
+class Studio:
+    """The use cases. Built once by the entry point with the storage and the generation service."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        service: GenerationService | None,
+        *,
+        default_engine: str = "chibi",
+        size: int = 512,
+    ) -> None:
+        self.storage = storage
+        self.service = service
+        self.default_engine = default_engine
+        self.size = size
+        self._user_ids: dict[str, int] = {}
+
+    # --- people ---------------------------------------------------------------------------------------
+
+    async def user_id(self, actor: Actor) -> int:
+        """The actor's user row id (created on first sight)."""
+        cached = self._user_ids.get(actor.key)
+        if cached is not None:
+            return cached
+        user = await self.storage.get_or_create_user(
+            discord_id=actor.discord_id, console_name=actor.console_name
+        )
+        self._user_ids[actor.key] = user.id
+        return user.id
+
+    async def _existing_user_id(self, actor: Actor) -> int | None:
+        user = await self.storage.get_user(discord_id=actor.discord_id, console_name=actor.console_name)
+        return None if user is None else user.id
+
+    async def policy_level(self, actor: Actor) -> str:
+        if actor.guild_id is None:
+            return "standard"
+        guild = await self.storage.guild_settings(actor.guild_id)
+        return str(guild.prompt_policy)
+
+    # --- making avatars -------------------------------------------------------------------------------
+
+    async def submit_create(
+        self,
+        actor: Actor,
+        prompt: str,
+        *,
+        count: int = 1,
+        seed: int | None = None,
+        engine: str | None = None,
+        deliver: dict[str, Any] | None = None,
+    ) -> Pending:
+        """/avatar: check the prompt, parse it, queue ``count`` jobs (seeds seed, seed+1, ...)."""
+        _check_count(count)
+        if seed is not None and not 0 <= seed <= MAX_SEED - MAX_COUNT:
+            raise BadInput(f"seed {seed} is out of range.", f"Use a seed from 0 to {MAX_SEED - MAX_COUNT}.")
+        await self._check_policy(actor, prompt)
+        try:
+            parsed = parse_prompt(prompt, seed=seed)
+        except PromptError as exc:
+            raise BadInput(str(exc)) from None
+        specs = [parsed.spec.replace(seed=parsed.spec.seed + i) for i in range(count)]
+        owner_id, handles = await self._submit(
+            actor, specs, prompt=prompt, kind="prompt", engine=engine, deliver=deliver
+        )
+        return Pending(handles, owner_id, parse=parsed, notes=list(parsed.notes))
+
+    async def submit_edit(
+        self,
+        actor: Actor,
+        avatar_id: str | None,
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        expression: str | None = None,
+        hair_color: str | None = None,
+        eye_color: str | None = None,
+        background: str | None = None,
+        prompt: str | None = None,
+        deliver: dict[str, Any] | None = None,
+    ) -> Pending:
+        """/edit: change the asked parts of an avatar (default: the latest), same seed; a child avatar."""
+        parent = await self._avatar_or_latest(actor, avatar_id)
+        if not any((add, remove, expression, hair_color, eye_color, background, prompt)):
+            raise BadInput(
+                "nothing to change.",
+                "Say what to change: --add ITEM, --remove ITEM, --expression, a colour or --prompt.",
+            )
+        if prompt:
+            await self._check_policy(actor, prompt)
+        old = _spec_of(parent)
+        try:
+            result = apply_edit(
+                old,
+                add=add,
+                remove=remove,
+                expression=expression,
+                hair_color=hair_color,
+                eye_color=eye_color,
+                background=background,
+                prompt=prompt,
+            )
+        except (SpecError, PromptError) as exc:
+            raise BadInput(str(exc)) from None
+        if result.spec == old:
+            raise BadInput(
+                "that would not change anything.", "; ".join(result.errors) or "Try another change."
+            )
+        owner_id, handles = await self._submit(
+            actor,
+            [result.spec],
+            prompt=parent.prompt if not prompt else f"{parent.prompt} | edit: {prompt}".strip(" |"),
+            kind="edit",
+            engine=parent.engine,
+            parent=parent,
+            deliver=deliver,
+        )
+        return Pending(
+            handles,
+            owner_id,
+            changes=result.changes or describe_changes(old, result.spec),
+            notes=result.errors,
+        )
+
+    async def submit_variations(
+        self, actor: Actor, avatar_id: str, *, count: int = 1, deliver: dict[str, Any] | None = None
+    ) -> Pending:
+        """Variations: the same spec (fixed parts stay), new seeds for the open choices."""
+        _check_count(count)
+        parent = await self._avatar_or_latest(actor, avatar_id)
+        spec = _spec_of(parent)
+        specs = [variation(spec, _new_seed()) for _ in range(count)]
+        owner_id, handles = await self._submit(
+            actor,
+            specs,
+            prompt=parent.prompt,
+            kind="variation",
+            engine=parent.engine,
+            parent=parent,
+            deliver=deliver,
+        )
+        return Pending(handles, owner_id)
+
+    async def submit_reroll(
+        self, actor: Actor, avatar_id: str, *, deliver: dict[str, Any] | None = None
+    ) -> Pending:
+        """Re-roll: the same prompt parsed again with a new seed."""
+        parent = await self._avatar_or_latest(actor, avatar_id)
+        try:
+            parsed = parse_prompt(parent.prompt, seed=_new_seed())
+        except PromptError as exc:
+            raise BadInput(str(exc)) from None
+        owner_id, handles = await self._submit(
+            actor,
+            [parsed.spec],
+            prompt=parent.prompt,
+            kind="reroll",
+            engine=parent.engine,
+            parent=parent,
+            deliver=deliver,
+        )
+        return Pending(handles, owner_id, parse=parsed)
+
+    async def submit_selfie(
+        self, actor: Actor, photo: bytes, *, prompt: str = "", deliver: dict[str, Any] | None = None
+    ) -> Pending:
+        """/chibify: photo -> face analysis -> spec -> avatar. The photo is processed in memory, never kept."""
+        if prompt:
+            await self._check_policy(actor, prompt)
+        try:
+            from generation.face import analyze_to_spec  # type: ignore[attr-defined, unused-ignore]
+        except ImportError:
+            raise Unavailable(
+                "selfie analysis is not installed in this build yet.",
+                'Use a text prompt for now: chibify avatar "...".',
+            ) from None
+        spec, notes = await asyncio.to_thread(analyze_to_spec, photo, prompt)
+        owner_id, handles = await self._submit(
+            actor, [spec], prompt=prompt, kind="selfie", engine=None, deliver=deliver
+        )
+        return Pending(handles, owner_id, notes=list(notes))
+
+    async def finish(self, pending: Pending) -> Outcome:
+        """Wait for every job; each makes one avatar. Failed jobs are reported, the others still returned."""
+        results = await asyncio.gather(*(h.result() for h in pending.handles), return_exceptions=True)
+        avatars: list[AvatarView] = []
+        failures: list[str] = []
+        for result in results:
+            if isinstance(result, JobFailed):
+                failures.append(str(result))
+            elif isinstance(result, JobCancelled):
+                failures.append("cancelled")
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                public_id = (result.stored or {}).get("public_id")
+                if not public_id:
+                    failures.append("the job finished without an avatar")
+                    continue
+                avatars.append(await self._view(await self.storage.get_avatar(public_id, pending.owner_id)))
+        if not avatars and failures:
+            raise GenerationFailed(f"the avatar could not be made: {failures[0]}", "Try again in a moment.")
+        parse = pending.parse
+        return Outcome(
+            avatars=avatars,
+            understood=list(parse.understood) if parse else [],
+            ignored=list(parse.ignored) if parse else [],
+            removed=list(parse.removed) if parse else [],
+            changes=pending.changes,
+            notes=pending.notes,
+            failures=failures,
+        )
+
+    # --- reading --------------------------------------------------------------------------------------
+
+    async def history(
+        self, actor: Actor, *, page: int = 1, favourites: bool = False, snapshot: int | None = None
+    ) -> HistoryView:
+        if page < 1:
+            raise BadInput(f"page {page} does not exist.", "Pages start at 1.")
+        uid = await self._existing_user_id(actor)
+        if uid is None:
+            return HistoryView(items=[], page=1, pages=1, total=0, snapshot=0)
+        hp = await self.storage.history(
+            uid, page=page, page_size=HISTORY_PAGE_SIZE, favourites_only=favourites, snapshot=snapshot
+        )
+        if page > hp.pages and hp.total:
+            raise BadInput(f"page {page} does not exist.", f"There are {hp.pages} pages.")
+        return HistoryView(
+            items=[await self._view(a) for a in hp.items],
+            page=page,
+            pages=hp.pages,
+            total=hp.total,
+            snapshot=hp.snapshot,
+        )
+
+    async def show(self, actor: Actor, avatar_id: str) -> tuple[AvatarView, list[AvatarView]]:
+        """The avatar and its lineage (root first, this one last)."""
+        uid = await self._require_user(actor)
+        try:
+            chain = await self.storage.lineage(avatar_id, uid)
+        except NotFound:
+            raise _not_found(avatar_id) from None
+        views = [await self._view(a) for a in chain]
+        return views[-1], views
+
+    async def image(self, actor: Actor, avatar_id: str) -> tuple[AvatarView, bytes]:
+        avatar = await self._get(actor, avatar_id)
+        return await self._view(avatar), await self.storage.read_image(avatar)
+
+    async def image_path(self, avatar: AvatarView) -> str | None:
+        path = self.storage.blobs.local_path(avatar.blob_key)
+        return str(path) if path is not None else None
+
+    async def export(self, actor: Actor, avatar_id: str, fmt: str, *, size: int = 512) -> dict[str, bytes]:
+        """Files named by their suggested file name: png, transparent, circle, svg, gif, apng or stickers."""
+        if not EXPORT_SIZES[0] <= size <= EXPORT_SIZES[1]:
+            raise BadInput(
+                f"size {size} is out of range.", f"Use {EXPORT_SIZES[0]}-{EXPORT_SIZES[1]} pixels."
+            )
+        avatar = await self._get(actor, avatar_id)
+        view = await self._view(avatar)
+        if view.engine != "chibi" and fmt != "png":
+            raise BadInput(f"{fmt} export needs an avatar made by the chibi engine.", "Export it as png.")
+        spec = _spec_of(avatar)
+        params = {"prompt": view.prompt}
+        try:
+            return await asyncio.to_thread(_export_files, spec, fmt, size, view.id, params)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+
+    # --- changing -------------------------------------------------------------------------------------
+
+    async def favourite(self, actor: Actor, avatar_id: str, on: bool = True) -> AvatarView:
+        uid = await self._require_user(actor)
+        try:
+            return await self._view(await self.storage.set_favourite(avatar_id, uid, on))
+        except NotFound:
+            raise _not_found(avatar_id) from None
+
+    async def delete(self, actor: Actor, avatar_id: str) -> AvatarView:
+        uid = await self._require_user(actor)
+        try:
+            return await self._view(await self.storage.soft_delete(avatar_id, uid))
+        except NotFound:
+            raise _not_found(avatar_id) from None
+
+    async def forget(self, actor: Actor) -> dict[str, int]:
+        """Delete every row and image of the user. Returns what was removed."""
+        uid = await self._existing_user_id(actor)
+        if uid is None:
+            return {"avatars": 0, "jobs": 0, "images": 0}
+        result = await self.storage.forget_user(uid)
+        self._user_ids.pop(actor.key, None)
+        return {"avatars": result.avatars, "jobs": result.jobs, "images": result.blobs}
+
+    # --- helpers --------------------------------------------------------------------------------------
+
+    async def _check_policy(self, actor: Actor, text: str) -> None:
+        verdict = check_prompt(text, await self.policy_level(actor))
+        if not verdict.allowed:
+            zh = actor.language.lower().startswith("zh") and verdict.reason_zh
+            raise Refused(verdict.reason_zh if zh else verdict.reason)
+
+    async def _submit(
+        self,
+        actor: Actor,
+        specs: Sequence[AvatarSpec],
+        *,
+        prompt: str,
+        kind: str,
+        engine: str | None,
+        parent: Avatar | None = None,
+        deliver: dict[str, Any] | None = None,
+    ) -> tuple[int, list[JobHandle]]:
+        engine = engine or self.default_engine
+        if self.service is None:
+            raise Unavailable("generation is not running in this process.", "")
+        if engine not in self.service.engine_names:
+            raise Unavailable(
+                f"the {engine} engine is not running here.",
+                f"Available: {', '.join(sorted(self.service.engine_names))}.",
+            )
+        owner_id = await self.user_id(actor)  # the row exists before the job refers to it
+        meta: tuple[tuple[str, str], ...] = (("parent", parent.public_id),) if parent is not None else ()
+        deliver = {**(deliver or {}), **({"guild_id": actor.guild_id} if actor.guild_id is not None else {})}
+        handles: list[JobHandle] = []
+        try:
+            for spec in specs:
+                request = GenerationRequest(
+                    user_key=actor.key,
+                    spec=spec.to_json(),
+                    engine=engine,
+                    size=self.size,
+                    prompt=prompt,
+                    kind=kind,
+                    parent_spec=parent.spec if parent is not None else None,
+                    metadata=meta,
+                )
+                handles.append(await self.service.submit(request, deliver=deliver or None))
+        except QueueFull as exc:
+            for handle in handles:  # all or nothing: a half-made grid helps nobody
+                await handle.cancel()
+            raise Busy(str(exc)) from None
+        return owner_id, handles
+
+    async def _require_user(self, actor: Actor) -> int:
+        uid = await self._existing_user_id(actor)
+        if uid is None:
+            raise NotFoundError(
+                "you have no avatars yet.", 'Make one first: chibify avatar "..." or /avatar.'
+            )
+        return uid
+
+    async def _get(self, actor: Actor, avatar_id: str) -> Avatar:
+        uid = await self._require_user(actor)
+        try:
+            return await self.storage.get_avatar(avatar_id, uid)
+        except NotFound:
+            raise _not_found(avatar_id) from None
+
+    async def _avatar_or_latest(self, actor: Actor, avatar_id: str | None) -> Avatar:
+        if avatar_id:
+            return await self._get(actor, avatar_id)
+        uid = await self._require_user(actor)
+        latest = await self.storage.latest_avatar(uid)
+        if latest is None:
+            raise NotFoundError(
+                "you have no avatars yet.", 'Make one first: chibify avatar "..." or /avatar.'
+            )
+        return latest
+
+    async def _view(self, avatar: Avatar) -> AvatarView:
+        parent_public: str | None = None
+        if avatar.parent_id is not None:
+            async with self.storage.transaction() as s:
+                parent = await repo.get_avatar_by_id(s, avatar.parent_id)
+            parent_public = parent.public_id if parent is not None else None
+        owner = await self._owner_label(avatar.owner_id)
+        return AvatarView(
+            id=avatar.public_id,
+            owner=owner,
+            kind=str(avatar.kind),
+            prompt=avatar.prompt,
+            spec=dict(avatar.spec or {}),
+            seed=int(avatar.seed),
+            engine=avatar.engine,
+            model=avatar.model,
+            parent=parent_public,
+            width=avatar.width,
+            height=avatar.height,
+            favourite=avatar.favourite,
+            created=avatar.created_at,
+            blob_key=avatar.blob_key,
+        )
+
+    async def _owner_label(self, user_id: int) -> str:
+        for key, uid in self._user_ids.items():
+            if uid == user_id:
+                return key
+        async with self.storage.transaction() as s:
+            user = await repo.get_user_by_id(s, user_id)
+        if user is None:
+            return f"user:{user_id}"
+        key = f"discord:{user.discord_id}" if user.discord_id is not None else f"console:{user.console_name}"
+        self._user_ids[key] = user_id
+        return key
+
+
+def _spec_of(avatar: Avatar) -> AvatarSpec:
+    try:
+        return AvatarSpec.from_json(dict(avatar.spec or {}))
+    except SpecError as exc:
+        raise GenerationFailed(
+            f"avatar {avatar.public_id} has a spec this version cannot read: {exc}"
+        ) from None
+
+
+EXPORT_FORMATS = ("png", "transparent", "circle", "svg", "gif", "apng", "stickers")
+
+
+def _export_files(
+    spec: AvatarSpec, fmt: str, size: int, name: str, params: dict[str, str]
+) -> dict[str, bytes]:
+    """Render an export with the chibi engine (in a worker thread: it is CPU work)."""
+    from generation.chibi import exports
+
+    if fmt == "png":
+        return {f"{name}.png": exports.png(spec, size, metadata=params)}
+    if fmt == "transparent":
+        return {f"{name}-transparent.png": exports.png(spec, size, transparent=True, metadata=params)}
+    if fmt == "circle":
+        return {f"{name}-circle.png": exports.png(spec, size, transparent=True, circle=True, metadata=params)}
+    if fmt == "svg":
+        return {f"{name}.svg": exports.svg(spec).encode("utf-8")}
+    if fmt == "gif":
+        return {f"{name}-blink.gif": exports.blink_gif(spec, min(size, 512))}
+    if fmt == "apng":
+        return {f"{name}-blink.png": exports.blink_apng(spec, min(size, 512))}
+    if fmt == "stickers":
+        return {f"{name}/{path}": data for path, data in exports.sticker_pack(spec).items()}
+    raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+
+
+def _check_count(count: int) -> None:
+    if not 1 <= count <= MAX_COUNT:
+        raise BadInput(f"count {count} is out of range.", f"Ask for 1 to {MAX_COUNT} avatars at a time.")
+
+
+def _new_seed() -> int:
+    return random.SystemRandom().randrange(0, 2**31)
+
+
+def _not_found(avatar_id: str) -> NotFoundError:
+    return NotFoundError(f"no avatar {avatar_id!r} in your history.", "See your avatars with history.")
