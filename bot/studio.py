@@ -185,11 +185,11 @@ class Studio:
         _check_count(count)
         if seed is not None and not 0 <= seed <= MAX_SEED - MAX_COUNT:
             raise BadInput(f"seed {seed} is out of range.", f"Use a seed from 0 to {MAX_SEED - MAX_COUNT}.")
-        await self._check_policy(actor, prompt)
         try:
-            parsed = parse_prompt(prompt, seed=seed)
+            parsed = parse_prompt(prompt, seed=seed)  # first: a too-long prompt gets the length message
         except PromptError as exc:
             raise BadInput(str(exc)) from None
+        await self._check_policy(actor, prompt)
         specs = [parsed.spec.replace(seed=parsed.spec.seed + i) for i in range(count)]
         owner_id, handles = await self._submit(
             actor, specs, prompt=prompt, kind="prompt", engine=engine, deliver=deliver
