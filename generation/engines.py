@@ -40,6 +40,7 @@ ProgressFn = Callable[[int, int, int], None]
 ENGINE_REGISTRY: dict[str, str] = {
     "chibi": "generation.engines:ChibiAdapter",
     "synthetic": "generation.engines:SyntheticEngine",
+    "diffusion": "generation.diffusion.engine:DiffusionEngine",
 }
 
 
