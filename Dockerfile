@@ -17,7 +17,7 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies in their own layer: only pyproject.toml is copied first, so code edits don't reinstall them.
 COPY pyproject.toml README.md ./
-RUN pip install ${TORCH_SPEC} \
+RUN pip install ${TORCH_SPEC} && pip install --no-deps mediapipe==0.10.14 \
     && python3 -c "import tomllib;d=tomllib.load(open('pyproject.toml','rb'));print('\n'.join(d['project']['dependencies']))" > /tmp/req.txt \
     && pip install -r /tmp/req.txt
 COPY bot ./bot

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 HISTORY_PAGE_SIZE = 9  # a 3x3 grid in Discord
 MAX_COUNT = 4
 EXPORT_SIZES = (64, 2048)
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class Pending:
 
     handles: list[JobHandle]
     owner_id: int
+    kind: str = "prompt"
     parse: ParseResult | None = None
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -298,18 +300,21 @@ class Studio:
         """/chibify: photo -> face analysis -> spec -> avatar. The photo is processed in memory, never kept."""
         if prompt:
             await self._check_policy(actor, prompt)
-        try:
-            from generation.face import analyze_to_spec  # type: ignore[attr-defined, unused-ignore]
-        except ImportError:
-            raise Unavailable(
-                "selfie analysis is not installed in this build yet.",
-                'Use a text prompt for now: chibify avatar "...".',
-            ) from None
-        spec, notes = await asyncio.to_thread(analyze_to_spec, photo, prompt)
+        if len(photo) > MAX_PHOTO_BYTES:
+            raise BadInput(f"that photo is {len(photo) / 1e6:.1f} MB; photos may be up to 10 MB.", "Send a smaller one.")
+        from generation.face.decode import PhotoError, decode_photo
+
+        try:  # cheap checks here (format, size, pixel limit); the face analysis runs in the worker
+            await asyncio.to_thread(decode_photo, photo)
+        except PhotoError as exc:
+            raise BadInput(str(exc)) from None
+        base = AvatarSpec(seed=_new_seed())
         owner_id, handles = await self._submit(
-            actor, [spec], prompt=prompt, kind="selfie", engine=None, deliver=deliver
+            actor, [base], prompt=prompt, kind="selfie", engine="chibi", deliver=deliver, init_image=photo
         )
-        return Pending(handles, owner_id, notes=list(notes))
+        return Pending(
+            handles, owner_id, kind="selfie", notes=["Your photo was analysed in memory and not kept."]
+        )
 
     async def finish(self, pending: Pending) -> Outcome:
         """Wait for every job; each makes one avatar. Failed jobs are reported, the others still returned."""
@@ -318,7 +323,7 @@ class Studio:
         failures: list[str] = []
         for result in results:
             if isinstance(result, JobFailed):
-                failures.append(str(result))
+                failures.append(result.reason)
             elif isinstance(result, JobCancelled):
                 failures.append("cancelled")
             elif isinstance(result, BaseException):
@@ -330,7 +335,7 @@ class Studio:
                     continue
                 avatars.append(await self._view(await self.storage.get_avatar(public_id, pending.owner_id)))
         if not avatars and failures:
-            raise GenerationFailed(f"the avatar could not be made: {failures[0]}", "Try again in a moment.")
+            raise GenerationFailed(failures[0] if pending.kind == "selfie" else f"the avatar could not be made: {failures[0]}")
         parse = pending.parse
         return Outcome(
             avatars=avatars,
@@ -443,6 +448,7 @@ class Studio:
         engine: str | None,
         parent: Avatar | None = None,
         deliver: dict[str, Any] | None = None,
+        init_image: bytes | None = None,
     ) -> tuple[int, list[JobHandle]]:
         engine = engine or self.default_engine
         if self.service is None:
@@ -466,6 +472,7 @@ class Studio:
                     prompt=prompt,
                     kind=kind,
                     parent_spec=parent.spec if parent is not None else None,
+                    init_image=init_image,
                     metadata=meta,
                 )
                 handles.append(await self.service.submit(request, deliver=deliver or None))
@@ -536,6 +543,110 @@ class Studio:
         key = f"discord:{user.discord_id}" if user.discord_id is not None else f"console:{user.console_name}"
         self._user_ids[key] = user_id
         return key
+
+
+    # --- added for the Discord adapter ---
+    # Plain-value reads and writes the bot needs beyond the console's use cases: preferences, guild
+    # configuration, avatar autocomplete, and the selfie path through generation.face (in memory).
+
+    async def preferences(self, actor: Actor) -> dict[str, Any]:
+        """The user's settings (defaults when the user has never been seen; nothing is created)."""
+        user = await self.storage.get_user(discord_id=actor.discord_id, console_name=actor.console_name)
+        if user is None:
+            return {"language": "en", "public_results": False, "default_style": "chibi"}
+        return {
+            "language": user.language,
+            "public_results": bool(user.public_results),
+            "default_style": user.default_style,
+        }
+
+    async def update_preferences(
+        self,
+        actor: Actor,
+        *,
+        language: str | None = None,
+        public_results: bool | None = None,
+        default_style: str | None = None,
+    ) -> dict[str, Any]:
+        uid = await self.user_id(actor)
+        changes: dict[str, Any] = {}
+        if language is not None:
+            changes["language"] = language
+        if public_results is not None:
+            changes["public_results"] = public_results
+        if default_style is not None:
+            changes["default_style"] = default_style
+        if changes:
+            try:
+                await self.storage.update_user(uid, **changes)
+            except ValueError as exc:
+                raise BadInput(str(exc)) from None
+        return await self.preferences(actor)
+
+    async def guild_config(self, guild_id: int) -> dict[str, Any]:
+        guild = await self.storage.guild_settings(guild_id)
+        return self._guild_dict(guild)
+
+    async def update_guild_config(self, guild_id: int, **changes: Any) -> dict[str, Any]:
+        """Admins only (the adapter checks the permission): allowed channels, limits, policy, engine."""
+        if "engine" in changes and changes["engine"] is not None and self.service is not None:
+            if changes["engine"] not in self.service.engine_names:
+                raise BadInput(
+                    f"the {changes['engine']} engine is not running here.",
+                    f"Available: {', '.join(sorted(self.service.engine_names))}.",
+                )
+        try:
+            guild = await self.storage.update_guild(guild_id, **changes)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        return self._guild_dict(guild)
+
+    async def recent_avatars(self, actor: Actor, partial: str = "", limit: int = 25) -> list[AvatarView]:
+        """Autocomplete for avatar ids: the newest avatars whose id or prompt contains ``partial``."""
+        uid = await self._existing_user_id(actor)
+        if uid is None:
+            return []
+        hp = await self.storage.history(uid, page=1, page_size=50)
+        needle = partial.strip().lower()
+        found: list[AvatarView] = []
+        for avatar in hp.items:
+            if needle and needle not in avatar.public_id.lower() and needle not in avatar.prompt.lower():
+                continue
+            found.append(await self._view(avatar))
+            if len(found) >= limit:
+                break
+        return found
+
+    async def submit_photo(
+        self, actor: Actor, photo: bytes, *, prompt: str = "", deliver: dict[str, Any] | None = None
+    ) -> Pending:
+        """The selfie path through ``generation.face``: decode with pixel limits and analyse in memory (in a
+        thread), then queue the spec. The photo bytes are not stored anywhere."""
+        if prompt:
+            await self._check_policy(actor, prompt)
+        from generation.face import PhotoError, analyze, chibify_spec
+
+        try:
+            analysis = await asyncio.to_thread(analyze, photo, seed=_new_seed())
+            spec = chibify_spec(analysis, prompt)
+        except PhotoError as exc:
+            raise BadInput(exc.message) from None
+        except (SpecError, PromptError) as exc:
+            raise BadInput(str(exc)) from None
+        owner_id, handles = await self._submit(
+            actor, [spec], prompt=prompt, kind="selfie", engine=None, deliver=deliver
+        )
+        return Pending(handles, owner_id, notes=list(analysis.notes))
+
+    @staticmethod
+    def _guild_dict(guild: Any) -> dict[str, Any]:
+        return {
+            "allowed_channels": [int(c) for c in guild.allowed_channels or []],
+            "per_user_daily_limit": guild.per_user_daily_limit,
+            "max_queued_per_user": guild.max_queued_per_user,
+            "prompt_policy": str(guild.prompt_policy),
+            "engine": guild.engine,
+        }
 
 
 def _spec_of(avatar: Avatar) -> AvatarSpec:

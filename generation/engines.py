@@ -101,6 +101,8 @@ class ChibiAdapter:
                 # The stored spec keeps its open fields open (variations re-decide them with a new
                 # seed); the engine resolves them itself, deterministically.
                 spec = self._spec_cls.from_json(request.spec)
+                if request.init_image is not None:  # a selfie: the photo decides the spec
+                    spec = self._selfie_spec(request, spec.seed)
                 meta = {"prompt": request.prompt} if request.prompt else None
                 png = self._engine.render(spec, request.size, metadata=meta)
                 out.append(
@@ -118,6 +120,17 @@ class ChibiAdapter:
                 out.append(exc)
             progress(index, 1, 1)
         return out
+
+
+    @staticmethod
+    def _selfie_spec(request: GenerationRequest, seed: int) -> Any:
+        """Analyse the photo in memory (it is never written anywhere) and merge the user's prompt over it."""
+        from generation.face import analyze, chibify_spec
+
+        assert request.init_image is not None
+        index = request.meta("face_index")
+        analysis = analyze(request.init_image, face_index=int(index) if index else None, seed=seed)
+        return chibify_spec(analysis, request.prompt)
 
 
 @lru_cache(maxsize=8)

@@ -23,6 +23,8 @@ MAX_SEED = 2**63 - 1
 class SpecError(ValueError):
     """A spec or a change to it is not allowed; the message says what and why, in plain words."""
 
+    user_facing = True  # the worker passes the message on as it is
+
 
 def _check_id(category: str, value: str | None) -> str | None:
     if value is None:

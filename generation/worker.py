@@ -56,6 +56,8 @@ def describe_error(exc: BaseException) -> str:
     """A short, single-line description of an exception, safe to show a user."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     text = text[:300]
+    if text and getattr(exc, "user_facing", False):  # written for users: no class name in front
+        return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -40,7 +40,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_DEBUG: dict[str, Any] | None = None  # set to a dict to collect intermediate masks (development only)
 
 #: Face width (pixels) at which colours and textures are measured; larger faces are scaled down first.
 MEASURE_FACE_W = 200.0
@@ -393,8 +392,6 @@ def _measure(rgb: NDArray[np.uint8], pts: NDArray[np.float64], person: NDArray[n
         d_hair = np.linalg.norm((lab - hair_lab) * np.array([0.5, 1.0, 1.0], dtype=np.float32), axis=-1)
         hairlike = pmask & (d_hair < 16.0) & not_skin
         m["hair_bottom"] = _hair_bottom(hairlike, p, face_w, face_h, eye_y)
-        if _DEBUG is not None:
-            _DEBUG.update(origin=(x0, y0), cand=hair_cand, hairlike=hairlike, pmask=pmask)
     else:
         m["hair_coherence"] = None
         m["hair_energy"] = None

@@ -76,6 +76,8 @@ _KNOWN_OTHER: tuple[tuple[int, bytes, str], ...] = (
 class PhotoError(ValueError):
     """A photo could not be used. ``category`` says why; ``str(error)`` is a kind message for the user."""
 
+    user_facing = True  # the worker passes the message on as it is
+
     def __init__(self, category: Category, message: str) -> None:
         super().__init__(message)
         self.category: Category = category

@@ -6,8 +6,13 @@ to call from two threads at once, so every call goes through :data:`Models.lock`
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import sys
+import warnings
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,16 +81,39 @@ class Models:
         return np.asarray(result.segmentation_mask, dtype=np.float32)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """MediaPipe's C++ side prints TFLite and absl start-up chatter straight to file descriptor 2 (no
+    setting turns it off). Point fd 2 at /dev/null while the graphs are built and warmed up."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 @functools.cache
 def models() -> Models:
     """Build the MediaPipe graphs once per process. Importing mediapipe costs about 1 s; building them less."""
-    from mediapipe.python.solutions import face_detection, face_mesh, selfie_segmentation
+    # mediapipe 0.10.14 calls a protobuf API that warns on every inference; nothing for a user to act on.
+    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated", category=UserWarning)
+    with _native_stderr_silenced():
+        from mediapipe.python.solutions import face_detection, face_mesh, selfie_segmentation
 
-    return Models(
-        detect_far=face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5),
-        detect_near=face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.6),
-        mesh=face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.4
-        ),
-        segment=selfie_segmentation.SelfieSegmentation(model_selection=0),
-    )
+        built = Models(
+            detect_far=face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5),
+            detect_near=face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.6),
+            mesh=face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.4
+            ),
+            segment=selfie_segmentation.SelfieSegmentation(model_selection=0),
+        )
+        blank = np.zeros((64, 64, 3), np.uint8)  # the first inference of each graph prints the rest
+        for graph in (built.detect_far, built.detect_near, built.mesh, built.segment):
+            graph.process(blank)
+    return built

@@ -175,3 +175,46 @@ def test_empty_prompt_gives_a_random_avatar(home: Path, capsys: pytest.CaptureFi
     [made] = json_lines(out)
     data = Path(made["image"]).read_bytes()
     assert Image.open(io.BytesIO(data)).format == "PNG"
+
+
+PHOTOS = Path(__file__).resolve().parents[2].parent / "shared" / "photos"
+
+
+@pytest.mark.skipif(not PHOTOS.is_dir(), reason="../shared/photos is not beside the repository")
+def test_selfie_makes_an_avatar_and_keeps_no_trace_of_the_photo(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = PHOTOS / "obama.jpg"
+    code, out, err = run(capsys, "selfie", str(photo), "--user", "eve", "--prompt", "add cat ears", "--json")
+    assert code == 0, err
+    [made] = json_lines(out)
+    spec = AvatarSpec.from_json(made["spec"])
+    assert made["kind"] == "selfie" and "cat_ears" in spec.items
+    assert spec.skin_tone in {"caramel", "brown", "deep", "ebony"}  # never pulled lighter
+    # The photo is nowhere under the data directory: not as a file, not inside the database.
+    data = photo.read_bytes()
+    probes = [data[i : i + 64] for i in (1000, len(data) // 2, len(data) - 200)]
+    for path in (home / "data").rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert not any(p in content for p in probes), f"photo bytes found in {path}"
+
+
+def _truncated_jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (400, 300), (200, 150, 120)).save(buf, "JPEG")
+    return buf.getvalue()[:600]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(b"not a picture at all", "not a picture"), (_truncated_jpeg(), "damaged")],
+)
+def test_selfie_bad_files_get_a_clear_message(
+    home: Path, capsys: pytest.CaptureFixture[str], content: bytes, expected: str
+) -> None:
+    bad = home / "bad.png"
+    bad.write_bytes(content)
+    code, out, err = run(capsys, "selfie", str(bad), "--user", "eve")
+    assert code == 2 and out == ""
+    assert expected in err.lower()
