@@ -10,8 +10,8 @@ import contextlib
 import functools
 import os
 import sys
-import warnings
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
