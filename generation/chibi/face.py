@@ -547,86 +547,175 @@ def fx(c: Ctx) -> str:
 
 # --- facial hair ---------------------------------------------------------------------------------------
 
+# Per mouth: (half width, top, bottom) relative to (CX, MOUTH_Y): the beard leaves this much skin free.
+MOUTH_BOX: dict[str, tuple[float, float, float]] = {
+    "smile": (20, -5, 6), "smile_open": (19, -5, 18), "grin": (27, -7, 22), "laugh": (28, -8, 30),
+    "flat": (12, 1, 5), "small_o": (6, -1, 9), "o": (10, -9, 17), "frown": (16, -1, 8), "cry": (20, -7, 12),
+    "wavy": (14, -3, 7), "smirk": (17, -6, 8), "cat": (22, -6, 7), "tongue": (18, -4, 26),
+    "determined": (14, 1, 5),
+}  # fmt: skip
+
+SIDEBURN_Y = 258.0  # where sideburns start (under the hair at the temples)
+CHIN_BULGE = 14.0  # how far a full beard may hang below the chin
+
+
+def _beard_outline(c: Ctx, grow: float, bulge: float, top: float = SIDEBURN_Y) -> list[tuple[float, float]]:
+    """The face contour from the sideburns round the chin, grown a little, with a soft bulge at the chin."""
+    pts = jaw_points(c.geo.face_shape, top, grow)
+    half = max(c.geo.chin_w + 46.0, 70.0)
+    out = []
+    for x, y in pts:
+        k = max(0.0, 1.0 - abs(x - CX) / half)
+        out.append((x, y + bulge * k * k * (3 - 2 * k)))
+    return out
+
+
+def _beard_inner(
+    c: Ctx, mw: float, bottom: float, top: float = SIDEBURN_Y, band: float = 22.0
+) -> list[tuple[float, float]]:
+    """The beard's inner edge, right sideburn down to the mouth corner, under the mouth, up the left side."""
+    g = c.geo
+    right = [
+        (CX + g.face_x(top) - band, top),
+        (CX + g.face_x(300.0) - band - 2, 300.0),
+        (CX + g.face_x(NOSE_Y + 4) - band - 8, NOSE_Y + 4),
+        (CX + mw + 12, MOUTH_Y + 2),
+        (CX + mw * 0.75, bottom),
+    ]
+    left = [(2 * CX - x, y) for x, y in reversed(right)]
+    return [*right, (CX, bottom + 2), *left]
+
+
+def _moustache(c: Ctx, mw: float, mtop: float, stroke: str) -> str:
+    t = c.hair
+    w = max(22.0, min(mw + 6, 32.0))
+    y0 = NOSE_Y + 4  # upper edge, clear of the nose
+    y1 = max(y0 + 7, mtop - 1)  # lower edge, just over the mouth
+    d = (
+        f"M{f(CX)},{f(y0 + 2)}C{f(CX + 8)},{f(y0 - 2)} {f(CX + w - 4)},{f(y0)} {f(CX + w + 3)},{f(y1)}"
+        f"C{f(CX + w - 6)},{f(y1 - 2)} {f(CX + 8)},{f(y1)} {f(CX)},{f(y1 - 2)}"
+        f"C{f(CX - 8)},{f(y1)} {f(CX - w + 6)},{f(y1 - 2)} {f(CX - w - 3)},{f(y1)}"
+        f"C{f(CX - w + 4)},{f(y0)} {f(CX - 8)},{f(y0 - 2)} {f(CX)},{f(y0 + 2)}Z"
+    )
+    return group(
+        [
+            path(d, fill=t.base, stroke=stroke, stroke_width=2.6, stroke_linejoin="round"),
+            path(
+                f"M{f(CX - w * 0.7)},{f(y0 + 4)}Q{f(CX - w * 0.35)},{f(y0 + 1)} {f(CX - 5)},{f(y0 + 4)}"
+                f"M{f(CX + 5)},{f(y0 + 4)}Q{f(CX + w * 0.35)},{f(y0 + 1)} {f(CX + w * 0.7)},{f(y0 + 4)}",
+                fill="none",
+                stroke=t.light,
+                stroke_width=2,
+                stroke_linecap="round",
+                opacity="0.7",
+            ),
+        ]
+    )
+
 
 def facial_hair(c: Ctx) -> str:
+    """Beards frame the jaw: sideburns, cheeks along the face contour, round the chin under the mouth.
+
+    The mouth always stays free (the beard's inner edge goes round it); nothing of the beard sits above the
+    nose except the sideburns at the face's edge, and it leaves the face outline only as a soft chin bulge.
+    """
     kind = c.spec.facial_hair or "none"
     if kind == "none":
         return ""
     t = c.hair
-    mouth_w = MOUTH_HALF_WIDTH.get(c.expr.mouth, 18) + 8
-    shape = c.geo.face_shape
-    out = []
-    if kind in ("beard", "stubble"):
-        grow = 6.0 if kind == "beard" else 0.0
-        pts = jaw_points(shape, 292.0, grow)
-        chin = c.geo.chin_y + grow
-        # inner edge: up over the mouth (a moustache joins it)
-        inner = [
-            (CX + c.geo.face_x(300) - 18, 300.0),
-            (CX + mouth_w + 14, MOUTH_Y - 8),
-            (CX + 10, MOUTH_Y - 18),
-            (CX - 10, MOUTH_Y - 18),
-            (CX - mouth_w - 14, MOUTH_Y - 8),
-            (CX - c.geo.face_x(300) + 18, 300.0),
-        ]
-        outer = smooth(pts)
-        inner_d = smooth(inner)
-        d = outer + "L" + inner_d[1:] + "Z"
-        hole = ellipse(CX, MOUTH_Y + 6, mouth_w, 15)
-        hole_d = (
-            f"M{f(CX - mouth_w)},{f(MOUTH_Y + 6)}A{f(mouth_w)},15 0 1,0 {f(CX + mouth_w)},{f(MOUTH_Y + 6)}"
-            f"A{f(mouth_w)},15 0 1,0 {f(CX - mouth_w)},{f(MOUTH_Y + 6)}Z"
+    mw, mtop, mbot = MOUTH_BOX.get(c.expr.mouth, (18, -5, 8))
+    mtop, mbot = MOUTH_Y + mtop, MOUTH_Y + mbot
+    # on a face of about the hair's lightness (dark skin, dark hair) the outline turns into a light rim
+    contrast = abs(color.luminance(t.base) - color.luminance(c.skin.base))
+    stroke = t.line if contrast > 0.16 else color.light(t.base, 0.3)
+    out: list[str] = []
+    if kind == "beard":
+        bottom = mbot + 6
+        outer = _beard_outline(c, 3.0, CHIN_BULGE)
+        inner = _beard_inner(c, mw, bottom)
+        d = smooth(outer) + "L" + smooth(inner)[1:] + "Z"
+        out.append(path(d, fill=t.base, stroke=stroke, stroke_width=LINE * 0.8, stroke_linejoin="round"))
+        # a light sheen round the chin and a few curls of shade: it reads as hair, not as a mask
+        chin = c.geo.chin_y + CHIN_BULGE
+        sheen = [(CX + dx, chin - 9 - 0.0008 * dx * dx * 6) for dx in range(-30, 31, 10)]
+        out.append(
+            path(
+                smooth(sheen),
+                fill="none",
+                stroke=t.light,
+                stroke_width=3,
+                stroke_linecap="round",
+                opacity="0.55",
+            )
         )
-        del hole
-        if kind == "beard":
+        for s in (-1, 1):
+            fx0 = CX + s * (c.geo.face_x(312.0) - 10)
             out.append(
                 path(
-                    d + hole_d,
-                    fill=t.base,
-                    stroke=t.line,
-                    stroke_width=LINE * 0.8,
-                    fill_rule="evenodd",
-                    stroke_linejoin="round",
+                    f"M{f(fx0)},{f(296)}Q{f(fx0 - s * 4)},{f(314)} {f(fx0 - s * 2)},{f(328)}",
+                    fill="none",
+                    stroke=t.shade if stroke == t.line else t.light,
+                    stroke_width=2.6,
+                    stroke_linecap="round",
+                    opacity="0.8",
                 )
             )
-            # strands
-            for k in range(-3, 4):
-                x = CX + k * 22
+            for k in (0.35, 0.7):
+                x = CX + s * (mw + 4 + (c.geo.jaw_w - mw - 12) * k)
+                y0 = bottom + 4 + (c.geo.jaw_y - bottom) * k * 0.2
                 out.append(
                     path(
-                        f"M{f(x)},{f(chin - 22 - abs(k) * 6)}Q{f(x + 4)},{f(chin - 10 - abs(k) * 5)} {f(x + k * 2)},{f(chin - 2 - abs(k) * 6)}",
+                        f"M{f(x)},{f(y0)}Q{f(x + s * 3)},{f(y0 + 8)} {f(x + s * 1)},{f(y0 + 14)}",
                         fill="none",
-                        stroke=t.shade,
-                        stroke_width=3,
+                        stroke=t.shade if stroke == t.line else t.light,
+                        stroke_width=2.4,
                         stroke_linecap="round",
+                        opacity="0.7",
                     )
                 )
-        else:
-            out.append(path(d + hole_d, fill=t.base, fill_rule="evenodd", opacity="0.28"))
-            for i in range(30):
-                a = (i * 0.618) % 1.0
-                px = CX + (a - 0.5) * 2 * (c.geo.jaw_w - 20)
-                py = c.geo.jaw_y - 10 + ((i * 7) % 11) * 3
-                if abs(px - CX) < mouth_w and py < MOUTH_Y + 22:
-                    continue
-                out.append(circle(px, min(py, chin - 8), 1.4, fill=t.shade, opacity="0.6"))
-    if kind in ("beard", "moustache", "goatee"):
-        mw = 26.0
-        y = MOUTH_Y - 11
-        d = (
-            f"M{f(CX)},{f(y - 4)}C{f(CX + 10)},{f(y - 10)} {f(CX + mw)},{f(y - 8)} {f(CX + mw + 6)},{f(y + 6)}"
-            f"C{f(CX + mw - 6)},{f(y + 2)} {f(CX + 8)},{f(y + 6)} {f(CX)},{f(y + 2)}"
-            f"C{f(CX - 8)},{f(y + 6)} {f(CX - mw + 6)},{f(y + 2)} {f(CX - mw - 6)},{f(y + 6)}"
-            f"C{f(CX - mw)},{f(y - 8)} {f(CX - 10)},{f(y - 10)} {f(CX)},{f(y - 4)}Z"
-        )
-        out.append(path(d, fill=t.base, stroke=t.line, stroke_width=3, stroke_linejoin="round"))
-    if kind == "goatee":
-        cy = c.geo.chin_y
-        d = (
-            f"M{f(CX - 18)},{f(MOUTH_Y + 22)}Q{f(CX)},{f(MOUTH_Y + 16)} {f(CX + 18)},{f(MOUTH_Y + 22)}"
-            f"Q{f(CX + 20)},{f(cy + 4)} {f(CX)},{f(cy + 14)}Q{f(CX - 20)},{f(cy + 4)} {f(CX - 18)},{f(MOUTH_Y + 22)}Z"
-        )
-        out.append(path(d, fill=t.base, stroke=t.line, stroke_width=3, stroke_linejoin="round"))
+        out.append(_moustache(c, mw, mtop, stroke))
+    elif kind == "stubble":
+        outer = _beard_outline(c, -1.0, 0.0, 276.0)
+        inner = _beard_inner(c, mw, mbot + 5, 276.0, 18.0)
+        d = smooth(outer) + "L" + smooth(inner)[1:] + "Z"
+        tint = color.mix(t.base, c.skin.shade, 0.35)
+        dots = []
+        for i in range(90):
+            a = (i * 0.6180339) % 1.0
+            b = (i * 0.7548776) % 1.0
+            x = CX + (a - 0.5) * 2 * (c.geo.jaw_w + 10)
+            y = 280 + b * (c.geo.chin_y - 276)
+            dots.append(circle(x, y, 2.0, fill=t.deep))
+        out.append(defs(clip("stubble-clip", path(d))))
+        out.append(path(d, fill=tint, opacity="0.4"))
+        out.append(group(dots, clip_path="url(#stubble-clip)", opacity="0.55"))
+        # upper lip shadow
+        out.append(ellipse(CX, (NOSE_Y + mtop) / 2 + 3, max(16.0, mw - 2), 6, fill=tint, opacity="0.28"))
+    elif kind == "moustache":
+        out.append(_moustache(c, mw, mtop, stroke))
+    elif kind == "goatee":
+        out.append(_moustache(c, mw, mtop, stroke))
+        top = mbot + 4
+        w = max(22.0, min(30.0, mw + 6))
+        # the chin patch follows the chin's contour (grown a little, with a small tuft) under the mouth
+        rim = [(x, y) for x, y in _beard_outline(c, 3.0, 9.0, MOUTH_Y) if abs(x - CX) <= w]
+        rim = [(x, y + 5 * max(0.0, 1 - abs(x - CX) / 12)) for x, y in rim]
+        lid = [(CX + w, rim[-1][1] - 4), (CX + w * 0.5, top + 1), (CX, top - 1), (CX - w * 0.5, top + 1)]
+        lid.append((CX - w, rim[0][1] - 4))
+        d = smooth(rim) + "L" + smooth(lid)[1:] + "Z"
+        out.append(path(d, fill=t.base, stroke=stroke, stroke_width=2.8, stroke_linejoin="round"))
+        cy = max(y for _, y in rim)
+        for dx in (-9, 0, 9):
+            out.append(
+                path(
+                    f"M{f(CX + dx)},{f(top + 7)}Q{f(CX + dx * 1.3 + 2)},{f((top + cy) / 2 + 2)} {f(CX + dx * 0.8)},{f(cy - 6)}",
+                    fill="none",
+                    stroke=t.shade if stroke == t.line else t.light,
+                    stroke_width=2.2,
+                    stroke_linecap="round",
+                    opacity="0.7",
+                )
+            )
     return group(out)
 
 

@@ -230,9 +230,9 @@ def jaw_points(face_shape: str, y_from: float, grow: float) -> list[Point]:
         n = math.hypot(dx, dy) or 1.0
         return p[0] + dx / n * grow, p[1] + dy / n * grow
 
-    right_g = [push(p) for p in right]
-    left_g = [(2 * CX - x, y) for x, y in reversed(right_g)]
-    return left_g + right_g[1:] if right_g else left_g
+    right_g = [push(p) for p in right]  # top of the right side down to the chin
+    left_g = [(2 * CX - x, y) for x, y in right_g]  # top of the left side down to the chin
+    return left_g + right_g[::-1][1:]
 
 
 def smooth(points: list[Point], closed: bool = False) -> str:
