@@ -29,7 +29,7 @@ from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 from generation.diffusion.config import DiffusionConfig
-from generation.diffusion.loader import Pipelines, load_pipelines
+from generation.diffusion.loader import Pipelines, assemble, load_pipelines, resolve_device
 from generation.diffusion.prompting import build_prompt
 from generation.jobs import GenerationRequest, GenerationResult
 from generation.spec import AvatarSpec
@@ -87,6 +87,20 @@ class DiffusionEngine:
             raise TypeError("give either a DiffusionConfig or keyword options, not both")
         self.config = config if config is not None else DiffusionConfig.from_options(options)
         self.pipes: Pipelines = load_pipelines(self.config)
+        self._setup()
+
+    @classmethod
+    def from_pipeline(cls, text2img: Any, config: DiffusionConfig) -> DiffusionEngine:
+        """An engine around a pipeline already in memory (the benchmark builds full-size models from configs
+        with random weights): moved to ``config.device``, optimised, shared with img2img and inpaint."""
+        engine = cls.__new__(cls)
+        engine.config = config
+        device = resolve_device(config.device)
+        engine.pipes = assemble(text2img, config, device=device, dtype=text2img.unet.dtype)
+        engine._setup()
+        return engine
+
+    def _setup(self) -> None:
         self.max_batch = self.config.max_batch
         self._cancel = threading.Event()
         self._chibi: Any = None

@@ -16,7 +16,7 @@ import torch
 
 from generation.diffusion.config import DiffusionConfig, DiffusionConfigError
 
-__all__ = ["Pipelines", "load_pipelines", "resolve_device", "resolve_dtype"]
+__all__ = ["Pipelines", "assemble", "load_pipelines", "resolve_device", "resolve_dtype"]
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def _scheduler(name: str, current: Any) -> Any:
 def load_pipelines(config: DiffusionConfig) -> Pipelines:
     """Load the model once, on the configured device and dtype, with its LoRAs and optimisations."""
     import diffusers
-    from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
+    from diffusers import AutoPipelineForText2Image
 
     source = _model_source(config)
     device = resolve_device(config.device)
@@ -196,14 +196,7 @@ def load_pipelines(config: DiffusionConfig) -> Pipelines:
             text2img.unload_lora_weights()
         log.info("LoRAs loaded: %s", ", ".join(f"{n}@{w:g}" for n, w in zip(names, weights, strict=True)))
 
-    text2img.to(device)
-    text2img.set_progress_bar_config(disable=True)
-    _optimise(text2img, device, config)
-
-    img2img = AutoPipelineForImage2Image.from_pipe(text2img)
-    inpaint = AutoPipelineForInpainting.from_pipe(text2img)
-    for pipe in (img2img, inpaint):
-        pipe.set_progress_bar_config(disable=True)
+    pipes = assemble(text2img, config, device=device, dtype=dtype)
     log.info(
         "diffusion model %s loaded (%s, %s on %s, scheduler %s)",
         config.display_model,
@@ -212,13 +205,30 @@ def load_pipelines(config: DiffusionConfig) -> Pipelines:
         device,
         type(text2img.scheduler).__name__,
     )
+    return pipes
+
+
+def assemble(
+    text2img: Any, config: DiffusionConfig, *, device: torch.device, dtype: torch.dtype
+) -> Pipelines:
+    """Move a loaded text-to-image pipeline to ``device``, optimise it (SDPA, channels_last, compile) and make
+    the img2img and inpaint pipelines from it with ``from_pipe`` (shared weights, no copy)."""
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+
+    text2img.to(device)
+    text2img.set_progress_bar_config(disable=True)
+    _optimise(text2img, device, config)
+    img2img = AutoPipelineForImage2Image.from_pipe(text2img)
+    inpaint = AutoPipelineForInpainting.from_pipe(text2img)
+    for pipe in (img2img, inpaint):
+        pipe.set_progress_bar_config(disable=True)
     return Pipelines(
         text2img=text2img,
         img2img=img2img,
         inpaint=inpaint,
         device=device,
         dtype=dtype,
-        family=family,
+        family="sdxl" if type(text2img).__name__ == "StableDiffusionXLPipeline" else "sd15",
         vae_scale_factor=int(getattr(text2img, "vae_scale_factor", 8)),
     )
 
