@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.errors import Unavailable
 from bot.settings import Settings
 from bot.studio import Studio
-from generation.service import GenerationService
+from generation.service import GenerationService, JobHandle
 from storage import DatabaseBehind, Storage
 from storage.jobstore import SqlJobStore
 
@@ -27,6 +27,8 @@ class App:
     storage: Storage
     service: GenerationService | None
     studio: Studio
+    # Jobs recovered from the store at start (the bot delivers them to handle.deliver's channel or DM).
+    recovered: list[JobHandle] = field(default_factory=list)
 
 
 def engines_for(settings: Settings) -> tuple[str, ...]:
@@ -63,10 +65,10 @@ async def open_app(settings: Settings, *, generate: bool = True, recover: bool =
             max_queued_total=settings.queue_max_total,
             job_timeout_s=settings.job_timeout_s,
         )
-        await service.start(recover=recover)
+        recovered = await service.start(recover=recover)
         try:
             studio = Studio(storage, service, default_engine=settings.engine)
-            yield App(settings, storage, service, studio)
+            yield App(settings, storage, service, studio, recovered)
         finally:
             await service.stop(drain_timeout=settings.job_timeout_s)
     finally:

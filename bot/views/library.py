@@ -1,0 +1,191 @@
+"""History gallery (3x3 thumbnails, prev/next, a select to open one) and the /forget confirmation.
+
+Custom ids (all DynamicItems, state in the id and in SQL):
+``chibify:hist:<page>:<snapshot>`` prev/next, ``chibify:open:<page>`` the select (values: avatar ids),
+``chibify:forget:yes|no`` the confirmation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.i18n import t
+from bot.render import EMBED_COLOUR, avatar_embed, thumbnails
+from bot.views.results import bot_of, guarded, owner_mismatch, result_view
+
+if TYPE_CHECKING:
+    from bot.client import Who
+
+OPENED_ACTIONS = ("edit", "vary", "stickers", "fav", "del")
+
+
+async def history_message(
+    interaction: discord.Interaction, who: Who, page: int, snapshot: int | None = None
+) -> tuple[discord.Embed, discord.File | None, discord.ui.View | None]:
+    bot = bot_of(interaction)
+    view = await bot.studio.history(who.actor, page=page, snapshot=snapshot)
+    if not view.total:
+        return discord.Embed(colour=EMBED_COLOUR, description=t("history_empty", who.language)), None, None
+    images = [(await bot.studio.image(who.actor, a.id))[1] for a in view.items]
+    sheet = await asyncio.to_thread(thumbnails, images)
+    name = f"history-{view.page}.png"
+    embed = discord.Embed(
+        colour=EMBED_COLOUR,
+        title=t("history_title", who.language, page=view.page, pages=view.pages, total=view.total),
+        description="\n".join(
+            f"**{i + 1}.** `{a.id}` {'★ ' if a.favourite else ''}{(a.prompt or a.kind)[:60]}"
+            for i, a in enumerate(view.items)
+        ),
+    )
+    embed.set_image(url=f"attachment://{name}")
+    nav = discord.ui.View(timeout=None)
+    prev_page, next_page = view.page - 1, view.page + 1
+    nav.add_item(
+        HistoryNav(prev_page if prev_page >= 1 else 0, view.snapshot, who.language, disabled=prev_page < 1)
+    )
+    nav.add_item(
+        HistoryNav(
+            next_page if next_page <= view.pages else view.pages + 1,
+            view.snapshot,
+            who.language,
+            disabled=next_page > view.pages,
+            forward=True,
+        )
+    )
+    options = [
+        discord.SelectOption(
+            label=f"{i + 1}. {(a.prompt or a.kind)[:80] or a.id}", value=a.id, description=a.id
+        )
+        for i, a in enumerate(view.items)
+    ]
+    nav.add_item(HistoryOpen(view.page, options, who.language))
+    return embed, discord.File(io.BytesIO(sheet), name), nav
+
+
+class HistoryNav(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"chibify:hist:(?P<page>[0-9]+):(?P<snap>[0-9]+)"
+):
+    def __init__(
+        self, page: int, snapshot: int, language: str = "en", *, disabled: bool = False, forward: bool = False
+    ) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=t("button_next" if forward else "button_prev", language),
+                emoji="▶️" if forward else "◀️",
+                custom_id=f"chibify:hist:{page}:{snapshot}",
+                disabled=disabled,
+            )
+        )
+        self.page, self.snapshot = page, snapshot
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> HistoryNav:
+        return cls(int(match["page"]), int(match["snap"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async def run() -> None:
+            who = await bot_of(interaction).who(interaction)
+            if owner_mismatch(interaction):
+                await interaction.response.send_message(t("not_yours", who.language), ephemeral=True)
+                return
+            embed, file, view = await history_message(
+                interaction, who, max(1, self.page), self.snapshot or None
+            )
+            await interaction.response.edit_message(
+                embed=embed, attachments=[file] if file else [], view=view
+            )
+
+        await guarded(interaction, run)
+
+
+class HistoryOpen(discord.ui.DynamicItem[discord.ui.Select[Any]], template=r"chibify:open:(?P<page>[0-9]+)"):
+    def __init__(
+        self, page: int, options: list[discord.SelectOption] | None = None, language: str = "en"
+    ) -> None:
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"chibify:open:{page}",
+                placeholder=t("open_placeholder", language),
+                options=options or [discord.SelectOption(label="-", value="-")],
+            )
+        )
+        self.page = page
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> HistoryOpen:
+        return cls(int(match["page"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async def run() -> None:
+            bot = bot_of(interaction)
+            who = await bot.who(interaction)
+            if owner_mismatch(interaction):
+                await interaction.response.send_message(t("not_yours", who.language), ephemeral=True)
+                return
+            data: dict[str, Any] = dict(interaction.data or {})
+            values = data.get("values") or []
+            avatar_id = str(values[0])
+            avatar, png = await bot.studio.image(who.actor, avatar_id)
+            name = f"chibify-{avatar.id}.png"
+            await interaction.response.send_message(
+                embed=avatar_embed(avatar, who.language, name),
+                file=discord.File(io.BytesIO(png), name),
+                view=result_view([avatar], who.language, actions=OPENED_ACTIONS),
+                ephemeral=True,
+            )
+
+        await guarded(interaction, run)
+
+
+class ForgetButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"chibify:forget:(?P<answer>yes|no)"
+):
+    def __init__(self, answer: str, language: str = "en") -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=t("forget_yes" if answer == "yes" else "forget_no", language),
+                style=discord.ButtonStyle.danger if answer == "yes" else discord.ButtonStyle.secondary,
+                custom_id=f"chibify:forget:{answer}",
+            )
+        )
+        self.answer = answer
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ForgetButton:
+        return cls(match["answer"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async def run() -> None:
+            bot = bot_of(interaction)
+            who = await bot.who(interaction)
+            if owner_mismatch(interaction):
+                await interaction.response.send_message(t("not_yours", who.language), ephemeral=True)
+                return
+            if self.answer != "yes":
+                await interaction.response.edit_message(
+                    content=t("forget_cancelled", who.language), view=None
+                )
+                return
+            counts = await bot.studio.forget(who.actor)
+            bot.forget_user(who.user_id)
+            await interaction.response.edit_message(content=t("forgot", who.language, **counts), view=None)
+
+        await guarded(interaction, run)
+
+
+def forget_view(language: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ForgetButton("yes", language))
+    view.add_item(ForgetButton("no", language))
+    return view
