@@ -627,7 +627,8 @@ def facial_hair(c: Ctx) -> str:
     mtop, mbot = MOUTH_Y + mtop, MOUTH_Y + mbot
     # on a face of about the hair's lightness (dark skin, dark hair) the outline turns into a light rim
     contrast = abs(color.luminance(t.base) - color.luminance(c.skin.base))
-    stroke = t.line if contrast > 0.16 else color.light(t.base, 0.3)
+    dark_on_dark = contrast < 0.16 and color.luminance(t.base) < 0.3
+    stroke = color.light(t.base, 0.3) if dark_on_dark else t.line
     out: list[str] = []
     if kind == "beard":
         bottom = mbot + 6
@@ -695,7 +696,7 @@ def facial_hair(c: Ctx) -> str:
         out.append(_moustache(c, mw, mtop, stroke))
     elif kind == "goatee":
         out.append(_moustache(c, mw, mtop, stroke))
-        top = mbot + 4
+        top = max(mbot + 4, c.geo.chin_y - 34)
         w = max(22.0, min(30.0, mw + 6))
         # the chin patch follows the chin's contour (grown a little, with a small tuft) under the mouth
         rim = [(x, y) for x, y in _beard_outline(c, 3.0, 9.0, MOUTH_Y) if abs(x - CX) <= w]

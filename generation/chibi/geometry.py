@@ -37,12 +37,23 @@ COLLAR_Y = 398.0
 LINE = 5.0  # main outline width at 512 px
 
 # Face shapes: (cranium half width, jaw half width, jaw y, chin half width, chin y).
+# round: wide soft cheeks, short; oval: a little longer and narrower; heart: wide temples, narrow pointed chin;
+# square: broad jaw with corners; long: narrow and tall.
 FACE_SHAPES: dict[str, tuple[float, float, float, float, float]] = {
-    "round": (142.0, 122.0, 334.0, 64.0, 374.0),
-    "oval": (136.0, 112.0, 340.0, 48.0, 384.0),
-    "heart": (142.0, 102.0, 336.0, 16.0, 388.0),
-    "square": (140.0, 128.0, 346.0, 74.0, 374.0),
-    "long": (130.0, 110.0, 352.0, 46.0, 398.0),
+    "round": (146.0, 136.0, 326.0, 80.0, 370.0),
+    "oval": (134.0, 112.0, 344.0, 44.0, 390.0),
+    "heart": (148.0, 100.0, 338.0, 6.0, 394.0),
+    "square": (140.0, 134.0, 350.0, 90.0, 378.0),
+    "long": (124.0, 106.0, 362.0, 42.0, 404.0),
+}
+
+# How each shape's curves bend: (side bulge 0..1, jaw corner 0..1 (0 = soft, 1 = sharp), chin point 0..1).
+FACE_CURVES: dict[str, tuple[float, float, float]] = {
+    "round": (0.62, 0.0, 0.0),
+    "oval": (0.5, 0.1, 0.0),
+    "heart": (0.42, 0.2, 0.9),
+    "square": (0.7, 0.8, 0.0),
+    "long": (0.5, 0.35, 0.0),
 }
 
 # Hair styles with volume above the head: (top of the hair volume, hat rim y, hat half width at the rim).
@@ -161,27 +172,50 @@ def _geometry(face_shape: str, hair_style: str, items: tuple[str, ...]) -> Geome
     )
 
 
-def face_path(face_shape: str, grow: float = 0.0) -> str:
-    """The head outline (cranium + cheeks + chin) as a closed SVG path, optionally grown outward."""
+def _lower_right(face_shape: str, grow: float = 0.0) -> tuple[tuple[Point, Point, Point, Point], ...]:
+    """The right half of the face below the cranium's equator: cheek curve (equator to jaw) and jaw curve
+    (jaw to chin), as cubic Bézier control points. The one definition both the outline and anchors use."""
     crx, jaw_w, jaw_y, chin_w, chin_y = FACE_SHAPES[face_shape]
+    side, corner, point = FACE_CURVES[face_shape]
     g = grow
     cy = CRANIUM_CY
-    rx, ry = crx + g, CRANIUM_RY + g
+    rx = crx + g
     jw, jy, cw, chy = jaw_w + g, jaw_y + g * 0.4, chin_w + g * 0.5, chin_y + g
+    cheek = (
+        (CX + rx, cy),
+        (CX + rx, cy + (jy - cy) * side),
+        (CX + jw + (rx - jw) * (0.25 - 0.2 * corner), jy - (jy - cy) * (0.25 - 0.17 * corner)),
+        (CX + jw, jy),
+    )
+    jaw = (
+        (CX + jw, jy),
+        (CX + jw - (jw - cw) * (0.3 - 0.26 * corner), jy + (chy - jy) * (0.75 - 0.15 * corner)),
+        (CX + cw + 6 + 10 * corner, chy - 10 * point),
+        (CX, chy),
+    )
+    return cheek, jaw
+
+
+def face_path(face_shape: str, grow: float = 0.0) -> str:
+    """The head outline (cranium + cheeks + chin) as a closed SVG path, optionally grown outward."""
+    rx, ry = FACE_SHAPES[face_shape][0] + grow, CRANIUM_RY + grow
+    cy = CRANIUM_CY
     k = 0.5523 * rx
     kr = 0.5523 * ry
     top = cy - ry
+    cheek, jaw = _lower_right(face_shape, grow)
+
+    def pt(p: Point, mirror: bool = False) -> str:
+        return f"{2 * CX - p[0] if mirror else p[0]:.1f},{p[1]:.1f}"
+
     d = [
         f"M{CX - rx:.1f},{cy:.1f}",
         f"C{CX - rx:.1f},{cy - kr:.1f} {CX - k:.1f},{top:.1f} {CX:.1f},{top:.1f}",
         f"C{CX + k:.1f},{top:.1f} {CX + rx:.1f},{cy - kr:.1f} {CX + rx:.1f},{cy:.1f}",
-        f"C{CX + rx:.1f},{cy + (jy - cy) * 0.55:.1f} {CX + jw + (rx - jw) * 0.25:.1f},{jy - (jy - cy) * 0.25:.1f}"
-        f" {CX + jw:.1f},{jy:.1f}",
-        f"C{CX + jw - (jw - cw) * 0.3:.1f},{jy + (chy - jy) * 0.75:.1f} {CX + cw + 6:.1f},{chy:.1f} {CX:.1f},{chy:.1f}",
-        f"C{CX - cw - 6:.1f},{chy:.1f} {CX - jw + (jw - cw) * 0.3:.1f},{jy + (chy - jy) * 0.75:.1f}"
-        f" {CX - jw:.1f},{jy:.1f}",
-        f"C{CX - jw - (rx - jw) * 0.25:.1f},{jy - (jy - cy) * 0.25:.1f} {CX - rx:.1f},{cy + (jy - cy) * 0.55:.1f}"
-        f" {CX - rx:.1f},{cy:.1f}Z",
+        f"C{pt(cheek[1])} {pt(cheek[2])} {pt(cheek[3])}",
+        f"C{pt(jaw[1])} {pt(jaw[2])} {pt(jaw[3])}",
+        f"C{pt(jaw[2], True)} {pt(jaw[1], True)} {pt(jaw[0], True)}",
+        f"C{pt(cheek[2], True)} {pt(cheek[1], True)} {pt(cheek[0], True)}Z",
     ]
     return "".join(d)
 
@@ -200,23 +234,8 @@ def _bezier(p0: Point, p1: Point, p2: Point, p3: Point, n: int) -> list[Point]:
 @lru_cache(maxsize=16)
 def face_contour(face_shape: str) -> tuple[Point, ...]:
     """The right half of the face below the cranium's equator, sampled from the face path's curves."""
-    crx, jaw_w, jaw_y, chin_w, chin_y = FACE_SHAPES[face_shape]
-    cy = CRANIUM_CY
-    a = _bezier(
-        (CX + crx, cy),
-        (CX + crx, cy + (jaw_y - cy) * 0.55),
-        (CX + jaw_w + (crx - jaw_w) * 0.25, jaw_y - (jaw_y - cy) * 0.25),
-        (CX + jaw_w, jaw_y),
-        24,
-    )
-    b = _bezier(
-        (CX + jaw_w, jaw_y),
-        (CX + jaw_w - (jaw_w - chin_w) * 0.3, jaw_y + (chin_y - jaw_y) * 0.75),
-        (CX + chin_w + 6, chin_y),
-        (CX, chin_y),
-        24,
-    )
-    return tuple(a + b[1:])
+    cheek, jaw = _lower_right(face_shape)
+    return tuple(_bezier(*cheek, 24) + _bezier(*jaw, 24)[1:])
 
 
 def jaw_points(face_shape: str, y_from: float, grow: float) -> list[Point]:
