@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from bot.errors import Unavailable
 from bot.settings import Settings
 from bot.studio import Studio
+from generation.jobs import EngineSpec
 from generation.service import GenerationService, JobHandle
 from storage import DatabaseBehind, Storage
 from storage.jobstore import SqlJobStore
@@ -31,9 +32,25 @@ class App:
     recovered: list[JobHandle] = field(default_factory=list)
 
 
-def engines_for(settings: Settings) -> tuple[str, ...]:
-    """The chibi engine always runs; the diffusion engine only when configured."""
-    return ("chibi",) if settings.engine == "chibi" else ("chibi", settings.engine)
+def engines_for(settings: Settings) -> tuple[str | EngineSpec, ...]:
+    """The chibi engine always runs; the diffusion engine only when configured, with its model."""
+    if settings.engine == "chibi":
+        return ("chibi",)
+    from generation.diffusion.config import DiffusionConfig, DiffusionConfigError  # no torch import here
+
+    if not settings.diffusion_model:
+        raise Unavailable(
+            "CHIBIFY_ENGINE=diffusion needs a model.",
+            "Set CHIBIFY_DIFFUSION_MODEL to a local diffusers folder (see docs/diffusion.md), or use CHIBIFY_ENGINE=chibi.",
+        )
+    options = {**settings.diffusion_options, "model": settings.diffusion_model}
+    if settings.diffusion_allow_download:
+        options["allow_download"] = "true"
+    try:
+        config = DiffusionConfig.from_options(options)
+    except DiffusionConfigError as exc:
+        raise Unavailable(f"bad diffusion setting: {exc}.", "Check CHIBIFY_DIFFUSION_OPTIONS.") from None
+    return ("chibi", config.engine_spec())
 
 
 async def open_storage(settings: Settings) -> Storage:
@@ -64,6 +81,8 @@ async def open_app(settings: Settings, *, generate: bool = True, recover: bool =
             max_queued_per_user=settings.queue_max_per_user,
             max_queued_total=settings.queue_max_total,
             job_timeout_s=settings.job_timeout_s,
+            # a diffusion model loads and warms up before the first job: give it time
+            worker_start_timeout_s=120.0 if settings.engine == "chibi" else 900.0,
         )
         recovered = await service.start(recover=recover)
         try:

@@ -33,6 +33,17 @@ class Settings(BaseSettings):
     engine: EngineName = Field(
         "chibi", description="Default engine: chibi (built in, no download) or diffusion."
     )
+    diffusion_model: str | None = Field(
+        None,
+        description="Diffusion model: a local diffusers folder (or a hub id when downloads are allowed).",
+    )
+    diffusion_allow_download: bool = Field(
+        False, description="Let the diffusion engine download from a model hub."
+    )
+    diffusion_options: dict[str, str] = Field(
+        default_factory=dict,
+        description='More diffusion settings as JSON, e.g. {"steps": "20", "loras": "chibi.safetensors@0.8"}.',
+    )
     queue_max_total: int = Field(
         200, ge=1, description="Jobs allowed in the queue at once, all users together."
     )

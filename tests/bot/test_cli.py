@@ -218,3 +218,25 @@ def test_selfie_bad_files_get_a_clear_message(
     code, out, err = run(capsys, "selfie", str(bad), "--user", "eve")
     assert code == 2 and out == ""
     assert expected in err.lower()
+
+
+def test_diffusion_engine_serves_avatar_and_edit_from_a_local_model_folder(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CHIBIFY_ENGINE=diffusion with a model folder: the same commands, the same service, no download."""
+    from tests.generation.tiny_pipes import save_tiny_pipeline
+
+    model = save_tiny_pipeline(home / "tiny-sd15")
+    monkeypatch.setenv("CHIBIFY_ENGINE", "diffusion")
+    monkeypatch.setenv("CHIBIFY_DIFFUSION_MODEL", str(model))
+    monkeypatch.setenv("CHIBIFY_DIFFUSION_OPTIONS", '{"steps": "2", "resolution": "64", "warmup": "false"}')
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, out, err = run(capsys, "avatar", "pink hair, cat ears", "--user", "dora", "--json", "--seed", "3")
+    assert code == 0, err
+    [made] = json_lines(out)
+    assert made["engine"] == "diffusion" and Path(made["image"]).is_file()
+    assert "cat_ears" in made["spec"]["items"] and made["spec"]["hair"]["color"] == "#f49ac1"
+    code, out, err = run(capsys, "edit", made["id"], "--user", "dora", "--add", "crown", "--json")
+    assert code == 0, err
+    [edited] = json_lines(out)
+    assert edited["engine"] == "diffusion" and edited["parent"] == made["id"] and edited["seed"] == 3
