@@ -96,13 +96,15 @@ def main() -> None:
         "variety": {
             "specs": args.variety,
             "distinct_phash": len(hashes),
-            "ratio": len(hashes) / args.variety,
+            "ratio": len(hashes) / max(1, args.variety),
             "hash": "imagehash.phash(hash_size=16) of a 64 px render",
             "seconds": round(variety_s, 1),
         },
     }
     for k, v in out.items():
         print(f"{k}: {v}")
+    if args.variety == 0:  # a timing-only run keeps the last variety figures
+        return
     path = ROOT / "bench" / "results" / "render.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import struct
+import zlib
 from functools import lru_cache
 
 import numpy as np
@@ -58,17 +60,51 @@ def parameters_text(spec: AvatarSpec, prompt: str | None = None) -> str:
     return f"{prompt or describe(s)}\nSeed: {s.seed}, Engine: chibi, Size: 512x512, Spec: {spec_json}"
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _text_chunk(key: str, value: str) -> bytes:
+    """tEXt when the value is Latin-1, else an uncompressed iTXt (UTF-8), as Pillow writes them."""
+    k = key.encode("latin-1", "replace")[:79]
+    if all(ord(ch) < 256 for ch in value):
+        return _chunk(b"tEXt", k + b"\0" + value.encode("latin-1"))
+    return _chunk(b"iTXt", k + b"\0\0\0\0\0" + value.encode("utf-8"))
+
+
 def encode_png(rgba: np.ndarray, text: dict[str, str], compress_level: int = 1) -> bytes:
-    """PNG with only the given text chunks (no EXIF, no time)."""
-    info = PngInfo()
-    for key, value in text.items():
-        if all(ord(ch) < 256 for ch in value):
-            info.add_text(key, value)
-        else:
-            info.add_itxt(key, value)
-    buf = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(buf, format="PNG", pnginfo=info, compress_level=compress_level)
-    return buf.getvalue()
+    """PNG with only the given text chunks (no EXIF, no time); deterministic for the same pixels.
+
+    Fast levels (<= 3) are written here: filter type 0 (none) and one zlib stream. Flat-coloured cartoons
+    compress well without per-row filtering, and it skips the filter search Pillow does (about 3x faster,
+    and smaller at level 1). Higher levels (stickers) go through Pillow's adaptive filters for size.
+    """
+    if compress_level > 3:
+        info = PngInfo()
+        for key, value in text.items():
+            if all(ord(ch) < 256 for ch in value):
+                info.add_text(key, value)
+            else:
+                info.add_itxt(key, value)
+        buf = io.BytesIO()
+        Image.fromarray(rgba, "RGBA").save(buf, format="PNG", pnginfo=info, compress_level=compress_level)
+        return buf.getvalue()
+    h, w, channels = rgba.shape
+    if channels != 4 or rgba.dtype != np.uint8:
+        raise ValueError("encode_png wants an H x W x 4 uint8 array")
+    rows = np.empty((h, w * 4 + 1), np.uint8)
+    rows[:, 0] = 0  # filter type: none
+    rows[:, 1:] = rgba.reshape(h, w * 4)
+    header = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)  # 8 bit RGBA, no interlace
+    return b"".join(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            _chunk(b"IHDR", header),
+            *(_text_chunk(k, v) for k, v in text.items()),
+            _chunk(b"IDAT", zlib.compress(rows.data, compress_level)),
+            _chunk(b"IEND", b""),
+        ]
+    )
 
 
 @lru_cache(maxsize=256)

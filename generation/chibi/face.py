@@ -55,23 +55,11 @@ def head(c: Ctx) -> str:
                 )
             )
     fp = face_path(c.geo.face_shape)
-    parts.append(path(fp, fill=sk.base, stroke=sk.line, stroke_width=LINE, stroke_linejoin="round"))
-    # a soft light on the upper cheek, clipped to the face
-    parts.append(
-        defs(
-            clip("head-clip", path(fp)),
-            radial(
-                "head-glow",
-                CX - 30,
-                270,
-                190,
-                [(0, sk.light, 0.3), (0.7, sk.light, 0.12), (1, sk.light, 0.0)],
-            ),
-        )
-    )
-    parts.append(
-        group([ellipse(CX - 30, 270, 190, 190, fill="url(#head-glow)")], clip_path="url(#head-clip)")
-    )
+    # a soft light on the upper cheek, folded into the face's own fill (one radial gradient, no overlay,
+    # no clip: the light ellipse composited over the skin colour, stop by stop)
+    glow = [(0, color.mix(sk.base, sk.light, 0.3)), (0.7, color.mix(sk.base, sk.light, 0.12)), (1, sk.base)]
+    parts.append(defs(radial("head-glow", CX - 30, 270, 190, [(o, col, 1.0) for o, col in glow])))
+    parts.append(path(fp, fill="url(#head-glow)", stroke=sk.line, stroke_width=LINE, stroke_linejoin="round"))
     return group(parts)
 
 

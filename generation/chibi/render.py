@@ -107,19 +107,19 @@ def rasterise(svg: str, size: int, *, circle: bool = False) -> np.ndarray:
     dom = skia.SVGDOM.MakeFromStream(stream)
     if dom is None:
         raise RuntimeError("the SVG could not be parsed")
-    info = skia.ImageInfo.Make(size, size, skia.kRGBA_8888_ColorType, skia.kUnpremul_AlphaType)
-    surface = skia.Surface.MakeRaster(info)
+    # Draw straight into a fresh numpy buffer (no snapshot, no copy out). The surface is straight-alpha
+    # RGBA, as before: skia blends in premultiplied space and stores unpremultiplied pixels.
+    arr = np.zeros((size, size, 4), np.uint8)
+    surface = skia.Surface(arr, skia.kRGBA_8888_ColorType, skia.kUnpremul_AlphaType)
     canvas = surface.getCanvas()
-    canvas.clear(skia.ColorTRANSPARENT)
     if circle:
         p = skia.Path()
         p.addCircle(size / 2, size / 2, size / 2)
         canvas.clipPath(p, skia.ClipOp.kIntersect, True)
     canvas.scale(size / VIEW, size / VIEW)
     dom.render(canvas)
-    image = surface.makeImageSnapshot()
-    arr = image.toarray(colorType=skia.kRGBA_8888_ColorType, alphaType=skia.kUnpremul_AlphaType)
-    return np.ascontiguousarray(arr)
+    del canvas, surface  # the buffer outlives the surface that wraps it
+    return arr
 
 
 def alpha_of(svg_fragment: str, size: int) -> np.ndarray:

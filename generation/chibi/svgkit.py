@@ -21,20 +21,35 @@ def attrs(**kw: object) -> str:
     return " ".join(parts)
 
 
+def _paint_opacity(kw: dict[str, object]) -> dict[str, object]:
+    """``opacity`` on one shape makes the rasteriser draw it into an offscreen layer and blend that back,
+    which costs a full-size pass; when the shape only fills or only strokes, fill-/stroke-opacity gives the
+    same pixels without the layer."""
+    if "opacity" not in kw:
+        return kw
+    stroked = kw.get("stroke") not in (None, "none")
+    filled = kw.get("fill") != "none"
+    if stroked and filled:
+        return kw
+    out = dict(kw)
+    out["stroke_opacity" if stroked else "fill_opacity"] = out.pop("opacity")
+    return out
+
+
 def path(d: str, **kw: object) -> str:
-    return f'<path d="{d}" {attrs(**kw)}/>'
+    return f'<path d="{d}" {attrs(**_paint_opacity(kw))}/>'
 
 
 def ellipse(cx: float, cy: float, rx: float, ry: float, **kw: object) -> str:
-    return f'<ellipse cx="{f(cx)}" cy="{f(cy)}" rx="{f(rx)}" ry="{f(ry)}" {attrs(**kw)}/>'
+    return f'<ellipse cx="{f(cx)}" cy="{f(cy)}" rx="{f(rx)}" ry="{f(ry)}" {attrs(**_paint_opacity(kw))}/>'
 
 
 def circle(cx: float, cy: float, r: float, **kw: object) -> str:
-    return f'<circle cx="{f(cx)}" cy="{f(cy)}" r="{f(r)}" {attrs(**kw)}/>'
+    return f'<circle cx="{f(cx)}" cy="{f(cy)}" r="{f(r)}" {attrs(**_paint_opacity(kw))}/>'
 
 
 def rect(x: float, y: float, w: float, h: float, **kw: object) -> str:
-    return f'<rect x="{f(x)}" y="{f(y)}" width="{f(w)}" height="{f(h)}" {attrs(**kw)}/>'
+    return f'<rect x="{f(x)}" y="{f(y)}" width="{f(w)}" height="{f(h)}" {attrs(**_paint_opacity(kw))}/>'
 
 
 def group(children: Iterable[str], **kw: object) -> str:
@@ -75,4 +90,4 @@ def _stops(stops: list[tuple[float, str, float]]) -> str:
 
 
 def rrect(x: float, y: float, w: float, h: float, r: float, **kw: object) -> str:
-    return f'<rect x="{f(x)}" y="{f(y)}" width="{f(w)}" height="{f(h)}" rx="{f(r)}" {attrs(**kw)}/>'
+    return f'<rect x="{f(x)}" y="{f(y)}" width="{f(w)}" height="{f(h)}" rx="{f(r)}" {attrs(**_paint_opacity(kw))}/>'
