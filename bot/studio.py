@@ -301,7 +301,9 @@ class Studio:
         if prompt:
             await self._check_policy(actor, prompt)
         if len(photo) > MAX_PHOTO_BYTES:
-            raise BadInput(f"that photo is {len(photo) / 1e6:.1f} MB; photos may be up to 10 MB.", "Send a smaller one.")
+            raise BadInput(
+                f"that photo is {len(photo) / 1e6:.1f} MB; photos may be up to 10 MB.", "Send a smaller one."
+            )
         from generation.face.decode import PhotoError, decode_photo
 
         try:  # cheap checks here (format, size, pixel limit); the face analysis runs in the worker
@@ -312,9 +314,7 @@ class Studio:
         owner_id, handles = await self._submit(
             actor, [base], prompt=prompt, kind="selfie", engine="chibi", deliver=deliver, init_image=photo
         )
-        return Pending(
-            handles, owner_id, kind="selfie", notes=["Your photo was analysed in memory and not kept."]
-        )
+        return Pending(handles, owner_id, kind="selfie")
 
     async def finish(self, pending: Pending) -> Outcome:
         """Wait for every job; each makes one avatar. Failed jobs are reported, the others still returned."""
@@ -335,7 +335,9 @@ class Studio:
                     continue
                 avatars.append(await self._view(await self.storage.get_avatar(public_id, pending.owner_id)))
         if not avatars and failures:
-            raise GenerationFailed(failures[0] if pending.kind == "selfie" else f"the avatar could not be made: {failures[0]}")
+            raise GenerationFailed(
+                failures[0] if pending.kind == "selfie" else f"the avatar could not be made: {failures[0]}"
+            )
         parse = pending.parse
         return Outcome(
             avatars=avatars,
@@ -544,7 +546,6 @@ class Studio:
         self._user_ids[key] = user_id
         return key
 
-
     # --- added for the Discord adapter ---
     # Plain-value reads and writes the bot needs beyond the console's use cases: preferences, guild
     # configuration, avatar autocomplete, and the selfie path through generation.face (in memory).
@@ -616,27 +617,6 @@ class Studio:
             if len(found) >= limit:
                 break
         return found
-
-    async def submit_photo(
-        self, actor: Actor, photo: bytes, *, prompt: str = "", deliver: dict[str, Any] | None = None
-    ) -> Pending:
-        """The selfie path through ``generation.face``: decode with pixel limits and analyse in memory (in a
-        thread), then queue the spec. The photo bytes are not stored anywhere."""
-        if prompt:
-            await self._check_policy(actor, prompt)
-        from generation.face import PhotoError, analyze, chibify_spec
-
-        try:
-            analysis = await asyncio.to_thread(analyze, photo, seed=_new_seed())
-            spec = chibify_spec(analysis, prompt)
-        except PhotoError as exc:
-            raise BadInput(exc.message) from None
-        except (SpecError, PromptError) as exc:
-            raise BadInput(str(exc)) from None
-        owner_id, handles = await self._submit(
-            actor, [spec], prompt=prompt, kind="selfie", engine=None, deliver=deliver
-        )
-        return Pending(handles, owner_id, notes=list(analysis.notes))
 
     @staticmethod
     def _guild_dict(guild: Any) -> dict[str, Any]:

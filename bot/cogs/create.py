@@ -204,7 +204,7 @@ class Create(commands.Cog):
         await self.bot.check_intake(interaction, who)
         data = await photo.read()
         try:
-            pending = await self.bot.studio.submit_photo(
+            pending = await self.bot.studio.submit_selfie(
                 who.actor, data, prompt=prompt, deliver=self.bot.deliver_info(interaction, who)
             )
         finally:
@@ -242,7 +242,7 @@ class Create(commands.Cog):
         who = Who(actor, message.author.id, language, public)
         self.bot.check_intake_user(who)
         data = await photo.read()
-        pending = await self.bot.studio.submit_photo(
+        pending = await self.bot.studio.submit_selfie(
             actor,
             data,
             deliver={
