@@ -121,6 +121,9 @@ class ChibifyMixin:
                 channels = " ".join(f"<#{c}>" for c in allowed)
                 raise UserError(t("channel_not_allowed", who.language, channels=channels))
             limit = config["max_queued_per_user"]
+            daily = config["per_user_daily_limit"]
+            if daily and await self.studio.jobs_today(who.actor, interaction.guild_id) >= daily:
+                raise UserError(t("daily_limit", who.language, limit=daily))
         self.check_intake_user(who, limit)
         return config
 

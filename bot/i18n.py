@@ -151,6 +151,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "You already have {count} avatars in the making here (limit {limit}). Wait for them first.",
         "你在这里已有 {count} 个头像在生成（上限 {limit}），请先等它们完成。",
     ),
+    "daily_limit": (
+        "You have made {limit} avatars in this server today, its daily limit. Come back tomorrow!",
+        "你今天在这个服务器已生成 {limit} 个头像，达到每日上限。明天再来吧！",
+    ),
     "channel_not_allowed": (
         "Chibify is not enabled in this channel. Try {channels}.",
         "此频道未启用 Chibify，请到 {channels} 使用。",

@@ -16,7 +16,7 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.errors import BadInput, Busy, GenerationFailed, NotFoundError, Refused, Unavailable
@@ -26,7 +26,7 @@ from generation.policy import check_prompt
 from generation.prompt import ParseResult, PromptError, Understood, parse_prompt
 from generation.service import GenerationService, JobCancelled, JobFailed, JobHandle, QueueFull
 from generation.spec import MAX_SEED, AvatarSpec, SpecError
-from storage import Avatar, NotFound, Storage, repo
+from storage import Avatar, JobStatus, NotFound, Storage, repo
 
 log = logging.getLogger(__name__)
 
@@ -549,6 +549,15 @@ class Studio:
     # --- added for the Discord adapter ---
     # Plain-value reads and writes the bot needs beyond the console's use cases: preferences, guild
     # configuration, avatar autocomplete, and the selfie path through generation.face (in memory).
+
+    async def jobs_today(self, actor: Actor, guild_id: int) -> int:
+        """Jobs the user asked for in this guild in the last 24 hours (failed and cancelled ones don't count)."""
+        uid = await self._existing_user_id(actor)
+        if uid is None:
+            return 0
+        since = datetime.now(UTC) - timedelta(days=1)
+        counted = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE)
+        return await self.storage.count_jobs_since(uid, since, guild_id=guild_id, statuses=counted)
 
     async def preferences(self, actor: Actor) -> dict[str, Any]:
         """The user's settings (defaults when the user has never been seen; nothing is created)."""

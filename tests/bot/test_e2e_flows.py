@@ -180,6 +180,12 @@ async def test_queue_settings_config_help(emulator: DiscordEmulator, bot: Chibif
     await reply_text(
         await emulator.slash(emulator.alice, "config", {"clear_channels": True, "queue_limit": 8})
     )
+    # A daily limit counts what the member already made in this guild today (bob made one above).
+    await reply_text(await emulator.slash(emulator.alice, "config", {"daily_limit": 1}))
+    over = await emulator.slash(emulator.bob, "avatar", {"prompt": "cat"})
+    assert "daily limit" in await reply_text(over)
+    await reply_text(await emulator.slash(emulator.alice, "config", {"daily_limit": 1000}))
+    await result_message(await emulator.slash(emulator.bob, "avatar", {"prompt": "cat"}))
 
 
 async def test_zh_cn_names_synced_and_reply_in_chinese(emulator: DiscordEmulator, bot: ChibifyBot) -> None:

@@ -45,7 +45,9 @@ def test_token_is_secret_and_env_prefix_is_read(monkeypatch: pytest.MonkeyPatch,
     ("name", "value"),
     [("CHIBIFY_ENGINE", "dalle"), ("CHIBIFY_BATCH_MAX", "0"), ("CHIBIFY_LOG_LEVEL", "loud")],
 )
-def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str) -> None:
+def test_bad_values_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
