@@ -77,6 +77,8 @@ HAIR_VOLUME: dict[str, tuple[float, float | None, float]] = {
     "messy": (62.0, None, 170.0),
 }
 
+HIJAB_TOP = HEAD_TOP - 16.0  # the top of the wrapped fabric
+
 COVERING_HATS = frozenset({"beanie", "witch_hat", "beret", "cap", "straw_hat", "top_hat", "santa_hat"})
 
 
@@ -143,7 +145,8 @@ def _geometry(face_shape: str, hair_style: str, items: tuple[str, ...]) -> Geome
     crx, jaw_w, jaw_y, chin_w, chin_y = FACE_SHAPES[face_shape]
     hijab = "hijab" in items
     hat = next((i for i in items if catalog.item_slot(i) == "head_top"), None)
-    top, rim, half_w = HAIR_VOLUME[hair_style]
+    # under a hijab the hair is wrapped flat: hats sit on the wrapped skull whatever the hair style
+    top, rim, half_w = HAIR_VOLUME[hair_style] if not hijab else (HIJAB_TOP, None, 162.0)
     covering = hat in COVERING_HATS
     cover_top = top
     if covering and rim is None:

@@ -7,7 +7,19 @@ import math
 from generation.chibi import color
 from generation.chibi.context import Ctx
 from generation.chibi.face import heart_path
-from generation.chibi.geometry import CHEEK_Y, COLLAR_Y, CRANIUM_CY, CX, EAR_Y, LINE, MOUTH_Y, VIEW
+from generation.chibi.geometry import (
+    CHEEK_Y,
+    COLLAR_Y,
+    CRANIUM_CY,
+    CRANIUM_RY,
+    CX,
+    EAR_Y,
+    LINE,
+    MOUTH_Y,
+    VIEW,
+    Geometry,
+    smooth,
+)
 from generation.chibi.outfit import _flower, _star5
 from generation.chibi.svgkit import circle, clip, defs, ellipse, f, group, linear, path, rect, rrect
 
@@ -504,36 +516,62 @@ def neckwear(c: Ctx, item: str) -> str:
     return ""
 
 
+HIJAB_GROW = 16.0  # how far the wrapped fabric stands off the skull
+
+
+def _hijab_head_x(g: Geometry, y: float) -> float:
+    """Half width of the head (cranium above the equator, face contour below) at height y."""
+    if y > CRANIUM_CY:
+        return g.face_x(y)
+    return g.crx * math.sqrt(max(0.0, 1 - ((CRANIUM_CY - y) / CRANIUM_RY) ** 2))
+
+
 def hijab(c: Ctx) -> str:
+    """A soft wrap: snug over the skull (hair and ears covered), framing the face in an oval opening that
+    closes under the chin, then draping over the neck onto the shoulders, with a gentle fold line."""
     g = c.geo
-    col = color.mix(c.outfit.base, "#ffffff", 0.15)
+    # the scarf matches the outfit but stands apart from it: lighter on a dark/mid outfit, deeper on a pale one
+    ob = c.outfit.base
+    col = color.light(ob, 0.5) if color.luminance(ob) < 0.62 else color.shade(ob, 0.2)
     t = color.Tone.of(col)
-    rx = max(g.crx + 40, 176)
-    top = 66.0
-    cy = CRANIUM_CY
+    grow = HIJAB_GROW
+    rx = g.crx + grow
+    top = CRANIUM_CY - CRANIUM_RY - grow
+    k, kr = 0.5523 * rx, 0.5523 * (CRANIUM_RY + grow)
+    jx = g.face_x(g.jaw_y) + grow + 4
+    # outer silhouette: dome over the skull, down the cheeks, flaring over the shoulders to a rounded hem
     outer = (
-        f"M{f(CX - rx + 10)},{f(COLLAR_Y + 30)}C{f(CX - rx - 10)},{f(cy + 40)} {f(CX - rx)},{f(top + 30)} {f(CX)},{f(top)}"
-        f"C{f(CX + rx)},{f(top + 30)} {f(CX + rx + 10)},{f(cy + 40)} {f(CX + rx - 10)},{f(COLLAR_Y + 30)}"
-        f"Q{f(CX + 150)},{f(COLLAR_Y + 60)} {f(CX + 40)},{f(VIEW - 20)}L{f(CX - 40)},{f(VIEW - 20)}Q{f(CX - 150)},{f(COLLAR_Y + 60)} {f(CX - rx + 10)},{f(COLLAR_Y + 30)}Z"
+        f"M{f(CX)},{f(top)}"
+        f"C{f(CX + k)},{f(top)} {f(CX + rx)},{f(CRANIUM_CY - kr)} {f(CX + rx)},{f(CRANIUM_CY)}"
+        f"C{f(CX + rx)},{f(CRANIUM_CY + 50)} {f(CX + jx + 4)},{f(g.jaw_y - 30)} {f(CX + jx)},{f(g.jaw_y + 10)}"
+        f"C{f(CX + jx - 4)},{f(COLLAR_Y - 14)} {f(CX + 136)},{f(COLLAR_Y + 2)} {f(CX + 148)},{f(COLLAR_Y + 32)}"
+        f"C{f(CX + 146)},{f(COLLAR_Y + 54)} {f(CX + 72)},{f(COLLAR_Y + 66)} {f(CX)},{f(COLLAR_Y + 64)}"
+        f"C{f(CX - 72)},{f(COLLAR_Y + 66)} {f(CX - 146)},{f(COLLAR_Y + 54)} {f(CX - 148)},{f(COLLAR_Y + 32)}"
+        f"C{f(CX - 136)},{f(COLLAR_Y + 2)} {f(CX - jx + 4)},{f(COLLAR_Y - 14)} {f(CX - jx)},{f(g.jaw_y + 10)}"
+        f"C{f(CX - jx - 4)},{f(g.jaw_y - 30)} {f(CX - rx)},{f(CRANIUM_CY + 50)} {f(CX - rx)},{f(CRANIUM_CY)}"
+        f"C{f(CX - rx)},{f(CRANIUM_CY - kr)} {f(CX - k)},{f(top)} {f(CX)},{f(top)}Z"
     )
-    # the face opening: forehead band down the cheeks to under the chin
-    pts = []
-    fy = 168.0
-    for i in range(0, 21):
-        a = math.pi * i / 20
-        y = fy + (g.chin_y + 8 - fy) * (1 - math.cos(a)) / 2
-        hx = (
-            g.face_x(y) if y > CRANIUM_CY else g.crx * math.sqrt(max(0.0, 1 - ((CRANIUM_CY - y) / 136) ** 2))
-        ) - 8
-        pts.append((CX + hx * math.sin(a) ** 0.55 if i not in (0, 20) else CX, y))
-    right = pts
-    left = [(2 * CX - x, y) for x, y in reversed(right)]
-    ring = right + left[1:]
-    hole = "M" + "L".join(f"{f(x)},{f(y)}" for x, y in ring) + "Z"
-    inner_band = (
-        "M"
-        + "L".join(f"{f(x)},{f(y)}" for x, y in ring[:7])
-        + "".join(f"L{f(x)},{f(y)}" for x, y in ring[-7:])
+    # the face opening: a soft arc over the forehead (hairline covered), down the cheeks just inside the
+    # face outline (ears covered), closing under the chin
+    fy, bottom = 170.0, g.chin_y + 3
+    right = []
+    for i in range(0, 25):
+        a = math.pi * i / 24
+        y = fy + (bottom - fy) * (1 - math.cos(a)) / 2
+        hx = max(0.0, _hijab_head_x(g, y) - 7)
+        right.append((CX + hx * math.sin(a) ** 0.5, y))
+    ring = right + [(2 * CX - x, y) for x, y in reversed(right[1:-1])]
+    hole = smooth(ring, closed=True)
+    band = smooth([(2 * CX - x, y) for x, y in right[9::-1]] + right[1:10])
+    # the wrap: one side crosses under the chin and over the other shoulder; a soft shade under the chin
+    fold = (
+        f"M{f(CX - jx + 10)},{f(g.jaw_y + 16)}C{f(CX - 60)},{f(bottom + 34)} {f(CX + 40)},{f(COLLAR_Y + 12)}"
+        f" {f(CX + 112)},{f(COLLAR_Y + 44)}"
+    )
+    fold2 = f"M{f(CX + jx - 6)},{f(g.jaw_y + 30)}Q{f(CX + 100)},{f(COLLAR_Y + 4)} {f(CX + 132)},{f(COLLAR_Y + 22)}"
+    under_chin = (
+        f"M{f(CX - 60)},{f(bottom + 2)}Q{f(CX)},{f(bottom + 26)} {f(CX + 60)},{f(bottom + 2)}"
+        f"Q{f(CX)},{f(bottom + 12)} {f(CX - 60)},{f(bottom + 2)}Z"
     )
     return group(
         [
@@ -545,15 +583,19 @@ def hijab(c: Ctx) -> str:
                 fill_rule="evenodd",
                 stroke_linejoin="round",
             ),
-            path(inner_band, fill="none", stroke=t.light, stroke_width=10, stroke_linecap="round"),
+            path(band, fill="none", stroke=t.light, stroke_width=5, stroke_linecap="round", opacity="0.8"),
+            path(under_chin, fill=t.shade),
+            path(fold, fill="none", stroke=t.shade, stroke_width=5, stroke_linecap="round"),
+            path(fold2, fill="none", stroke=t.shade, stroke_width=4, stroke_linecap="round", opacity="0.8"),
             path(
-                f"M{f(CX + rx - 40)},{f(cy - 40)}Q{f(CX + rx - 10)},{f(cy + 80)} {f(CX + 80)},{f(VIEW - 30)}M{f(CX - rx + 30)},{f(cy + 40)}Q{f(CX - rx + 30)},{f(cy + 120)} {f(CX - 120)},{f(COLLAR_Y + 50)}",
+                f"M{f(CX - rx + 22)},{f(CRANIUM_CY - 40)}Q{f(CX - rx + 14)},{f(CRANIUM_CY + 30)} {f(CX - jx + 14)},{f(g.jaw_y)}",
                 fill="none",
-                stroke=t.shade,
-                stroke_width=5,
+                stroke=t.light,
+                stroke_width=4,
                 stroke_linecap="round",
+                opacity="0.6",
             ),
-            circle(CX + 118, COLLAR_Y + 6, 7, **_st("#f2c14e", 2.5)),
+            circle(CX + jx - 12, g.jaw_y + 22, 5.5, **_st("#f2c14e", 2.2)),
         ]
     )
 

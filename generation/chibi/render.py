@@ -19,7 +19,8 @@ BACK_SLOTS = ("back",)
 NECK_SLOTS = ("neck",)
 FACE_SLOTS = ("face",)
 MOUTH_SLOTS = ("mouth",)
-FRONT_SLOTS = ("eyes", "ear_jewelry", "ears", "hair_accessory", "headphones", "head_top", "head_wrap", "held")
+# The hijab goes over glasses' arms and under headphones and hats (a hat may sit on top of it).
+FRONT_SLOTS = ("eyes", "ear_jewelry", "ears", "head_wrap", "hair_accessory", "headphones", "head_top", "held")
 
 # Which mask each body layer belongs to.
 LAYER_PART: dict[str, str] = {

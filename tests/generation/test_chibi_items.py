@@ -129,3 +129,27 @@ def test_hat_sits_on_big_hair_not_inside_it() -> None:
     # the afro still shows around and below the hat
     vis = ENGINE.masks(afro, SIZE)
     assert vis["hair"].sum() > 0.1 * SIZE * SIZE
+
+
+def test_hijab_frames_the_face_under_hats_and_over_glasses_arms() -> None:
+    """A hijab covers hair, ears and neck, keeps the eyes and mouth free, and a hat or headphones sit on
+    top of it on every face shape (whatever hair style is under it)."""
+    hats = [i for i in ITEMS if catalog.item_slot(i) == "head_top" and i != "bandana"]
+    for k, (shape, extra) in enumerate(itertools.product(SHAPES, [*hats, "headphones", "round_glasses"])):
+        style = STYLES[k % len(STYLES)]
+        spec = AvatarSpec(seed=4, items=["hijab", extra], face_shape=shape, hair={"style": style})
+        where = f"hijab + {extra} on {shape}/{style}"
+        vis = ENGINE.masks(spec, SIZE)
+        full = ENGINE.masks(spec, SIZE, visible=False)
+        assert not vis["hair"].any(), f"{where}: hair shows"
+        assert vis[f"item:{extra}"].sum() >= 0.6 * full[f"item:{extra}"].sum(), (
+            f"{where}: hidden by the hijab"
+        )
+        wrap = full["item:hijab"]
+        for part in ("eyes", "mouth"):
+            assert (full[part] & wrap).sum() <= 0.03 * full[part].sum(), (
+                f"{where}: the hijab covers the {part}"
+            )
+        neck = _cov(spec, "neck")
+        bare = neck & ~full["item:hijab"] & ~_cov(spec, "head")
+        assert bare.sum() <= 0.02 * neck.sum(), f"{where}: neck not covered"
