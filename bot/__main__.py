@@ -40,6 +40,8 @@ async def run(settings: Settings) -> int:
             if app.service is not None:
                 await app.service.stop(drain_timeout=settings.job_timeout_s)
         stopper.cancel()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
         await bot.close()
         if runner in done:
             runner.result()  # a login failure surfaces here
