@@ -537,9 +537,9 @@ def fx(c: Ctx) -> str:
 
 # Per mouth: (half width, top, bottom) relative to (CX, MOUTH_Y): the beard leaves this much skin free.
 MOUTH_BOX: dict[str, tuple[float, float, float]] = {
-    "smile": (20, -5, 6), "smile_open": (19, -5, 18), "grin": (27, -7, 22), "laugh": (28, -8, 30),
-    "flat": (12, 1, 5), "small_o": (6, -1, 9), "o": (10, -9, 17), "frown": (16, -1, 8), "cry": (20, -7, 12),
-    "wavy": (14, -3, 7), "smirk": (17, -6, 8), "cat": (22, -6, 7), "tongue": (18, -4, 26),
+    "smile": (20, -6, 6), "smile_open": (19, -5, 18), "grin": (27, -7, 22), "laugh": (28, -8, 30),
+    "flat": (12, 1, 5), "small_o": (6, -1, 9), "o": (10, -9, 17), "frown": (16, -2, 11), "cry": (20, -7, 12),
+    "wavy": (14, -5, 7), "smirk": (17, -8, 8), "cat": (22, -8, 7), "tongue": (18, -6, 26),
     "determined": (14, 1, 5),
 }  # fmt: skip
 
@@ -568,22 +568,23 @@ def _beard_inner(
         (CX + g.face_x(300.0) - band - 2, 300.0),
         (CX + g.face_x(NOSE_Y + 4) - band - 8, NOSE_Y + 4),
         (CX + mw + 12, MOUTH_Y + 2),
-        (CX + mw * 0.75, bottom),
+        (CX + mw + 6, bottom - 6),
+        (CX + mw * 0.5, bottom),
     ]
     left = [(2 * CX - x, y) for x, y in reversed(right)]
     return [*right, (CX, bottom + 2), *left]
 
 
-def _moustache(c: Ctx, mw: float, mtop: float, stroke: str) -> str:
-    t = c.hair
+def _moustache(t: color.Tone, mw: float, mtop: float, stroke: str) -> str:
     w = max(22.0, min(mw + 6, 32.0))
-    y0 = NOSE_Y + 4  # upper edge, clear of the nose
-    y1 = max(y0 + 7, mtop - 1)  # lower edge, just over the mouth
+    y0 = NOSE_Y + 3  # upper edge, clear of the nose
+    y1 = max(y0 + 8, mtop - 1)  # lower edge, just over the mouth
+    # two plump lobes; their tips curl down beside the mouth corners, not over the mouth
     d = (
-        f"M{f(CX)},{f(y0 + 2)}C{f(CX + 8)},{f(y0 - 2)} {f(CX + w - 4)},{f(y0)} {f(CX + w + 3)},{f(y1)}"
-        f"C{f(CX + w - 6)},{f(y1 - 2)} {f(CX + 8)},{f(y1)} {f(CX)},{f(y1 - 2)}"
-        f"C{f(CX - 8)},{f(y1)} {f(CX - w + 6)},{f(y1 - 2)} {f(CX - w - 3)},{f(y1)}"
-        f"C{f(CX - w + 4)},{f(y0)} {f(CX - 8)},{f(y0 - 2)} {f(CX)},{f(y0 + 2)}Z"
+        f"M{f(CX)},{f(y0 + 2)}C{f(CX + 6)},{f(y0 - 2)} {f(CX + w - 2)},{f(y0 - 2)} {f(CX + w + 4)},{f(y1 + 4)}"
+        f"C{f(CX + w - 3)},{f(y1 - 2)} {f(CX + 8)},{f(y1)} {f(CX)},{f(y1 - 2)}"
+        f"C{f(CX - 8)},{f(y1)} {f(CX - w + 3)},{f(y1 - 2)} {f(CX - w - 4)},{f(y1 + 4)}"
+        f"C{f(CX - w + 2)},{f(y0 - 2)} {f(CX - 6)},{f(y0 - 2)} {f(CX)},{f(y0 + 2)}Z"
     )
     return group(
         [
@@ -601,6 +602,20 @@ def _moustache(c: Ctx, mw: float, mtop: float, stroke: str) -> str:
     )
 
 
+def beard_tone(hair: str, skin: str) -> tuple[color.Tone, str]:
+    """The beard's colours: the hair colour, taken a shade deeper when it is about as light as the skin
+    (brown hair on ebony skin, blond on fair) so the beard reads at 48 px; dark on dark also gets a light
+    rim instead of an outline. Returns the tone and the outline colour."""
+    fill = hair
+    for amount in (0.2, 0.35, 0.5, 0.62):
+        if abs(color.luminance(fill) - color.luminance(skin)) >= 0.12:
+            break
+        fill = color.shade(hair, amount)
+    t = color.Tone.of(fill)
+    dark_on_dark = color.luminance(skin) < 0.35 and color.luminance(fill) < 0.3
+    return t, color.light(hair, 0.3) if dark_on_dark else t.line
+
+
 def facial_hair(c: Ctx) -> str:
     """Beards frame the jaw: sideburns, cheeks along the face contour, round the chin under the mouth.
 
@@ -610,13 +625,10 @@ def facial_hair(c: Ctx) -> str:
     kind = c.spec.facial_hair or "none"
     if kind == "none":
         return ""
-    t = c.hair
     mw, mtop, mbot = MOUTH_BOX.get(c.expr.mouth, (18, -5, 8))
     mtop, mbot = MOUTH_Y + mtop, MOUTH_Y + mbot
     # on a face of about the hair's lightness (dark skin, dark hair) the outline turns into a light rim
-    contrast = abs(color.luminance(t.base) - color.luminance(c.skin.base))
-    dark_on_dark = contrast < 0.16 and color.luminance(t.base) < 0.3
-    stroke = color.light(t.base, 0.3) if dark_on_dark else t.line
+    t, stroke = beard_tone(c.hair.base, c.skin.base)
     out: list[str] = []
     if kind == "beard":
         bottom = mbot + 6
@@ -662,28 +674,28 @@ def facial_hair(c: Ctx) -> str:
                         opacity="0.7",
                     )
                 )
-        out.append(_moustache(c, mw, mtop, stroke))
+        out.append(_moustache(t, mw, mtop, t.line))
     elif kind == "stubble":
         outer = _beard_outline(c, -1.0, 0.0, 276.0)
         inner = _beard_inner(c, mw, mbot + 5, 276.0, 18.0)
         d = smooth(outer) + "L" + smooth(inner)[1:] + "Z"
-        tint = color.mix(t.base, c.skin.shade, 0.35)
+        tint = color.mix(t.base, c.skin.shade, 0.2)
         dots = []
-        for i in range(90):
+        for i in range(110):
             a = (i * 0.6180339) % 1.0
             b = (i * 0.7548776) % 1.0
             x = CX + (a - 0.5) * 2 * (c.geo.jaw_w + 10)
             y = 280 + b * (c.geo.chin_y - 276)
-            dots.append(circle(x, y, 2.0, fill=t.deep))
+            dots.append(circle(x, y, 2.2, fill=t.deep))
         out.append(defs(clip("stubble-clip", path(d))))
-        out.append(path(d, fill=tint, opacity="0.4"))
-        out.append(group(dots, clip_path="url(#stubble-clip)", opacity="0.55"))
+        out.append(path(d, fill=tint, opacity="0.55"))
+        out.append(group(dots, clip_path="url(#stubble-clip)", opacity="0.65"))
         # upper lip shadow
         out.append(ellipse(CX, (NOSE_Y + mtop) / 2 + 3, max(16.0, mw - 2), 6, fill=tint, opacity="0.28"))
     elif kind == "moustache":
-        out.append(_moustache(c, mw, mtop, stroke))
+        out.append(_moustache(t, mw, mtop, t.line))
     elif kind == "goatee":
-        out.append(_moustache(c, mw, mtop, stroke))
+        out.append(_moustache(t, mw, mtop, t.line))
         top = max(mbot + 4, c.geo.chin_y - 34)
         w = max(22.0, min(30.0, mw + 6))
         # the chin patch follows the chin's contour (grown a little, with a small tuft) under the mouth
@@ -692,7 +704,7 @@ def facial_hair(c: Ctx) -> str:
         lid = [(CX + w, rim[-1][1] - 4), (CX + w * 0.5, top + 1), (CX, top - 1), (CX - w * 0.5, top + 1)]
         lid.append((CX - w, rim[0][1] - 4))
         d = smooth(rim) + "L" + smooth(lid)[1:] + "Z"
-        out.append(path(d, fill=t.base, stroke=stroke, stroke_width=2.8, stroke_linejoin="round"))
+        out.append(path(d, fill=t.base, stroke=t.line, stroke_width=2.8, stroke_linejoin="round"))
         cy = max(y for _, y in rim)
         for dx in (-9, 0, 9):
             out.append(

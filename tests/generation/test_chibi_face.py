@@ -21,19 +21,24 @@ SHAPES = catalog.ids("face_shape")
 MOUTHS = ("smile", "laugh", "surprised", "grin")
 
 
+def only_when_asked(request: pytest.FixtureRequest) -> None:
+    """Exhaustive tests run with ``-m slow`` only, so the default suite stays fast."""
+    if "slow" not in (request.config.option.markexpr or ""):
+        pytest.skip("exhaustive: run with -m slow")
+
+
 def _layer(spec: AvatarSpec, name: str) -> np.ndarray:
     svg = {p.name: p.svg for p in ENGINE.layers(spec)}[name]
     return render.alpha_of(svg, SIZE)
 
 
-@pytest.mark.parametrize("kind", ["beard", "stubble", "moustache", "goatee"])
-def test_facial_hair_stays_on_the_jaw(kind: str) -> None:
+def check_facial_hair(kind: str, shape: str, expression: str, tone: str = "tan") -> None:
     ys, xs = np.mgrid[0:SIZE, 0:SIZE]
     ys = (ys + 0.5) / K
     xs = (xs + 0.5) / K
-    for shape, expression in itertools.product(SHAPES, MOUTHS):
-        spec = AvatarSpec(seed=5, face_shape=shape, facial_hair=kind, expression=expression)
-        where = f"{kind} on {shape}/{expression}"
+    if True:
+        spec = AvatarSpec(seed=5, face_shape=shape, facial_hair=kind, expression=expression, skin_tone=tone)
+        where = f"{kind} on {shape}/{expression}/{tone}"
         hair = _layer(spec, "facial_hair") > 0.3
         assert hair.any(), where
         # never over the eyes or the nose: in the middle of the face only below the nose
@@ -51,6 +56,31 @@ def test_facial_hair_stays_on_the_jaw(kind: str) -> None:
         mouth = vis["mouth"]
         covered = (mouth & hair).sum()
         assert covered <= 0.1 * mouth.sum(), f"{where}: the beard covers the mouth"
+        # it reads: most facial-hair pixels stand apart from the skin around them (fill or rim)
+        rgba = ENGINE.render_rgba(spec, SIZE).astype(float)
+        skin = rgba[(_layer(spec, "head") > 0.9) & ~hair & (ys > NOSE_Y) & (ys < chin_y - 10)][:, :3].mean(0)
+        mark = rgba[_layer(spec, "facial_hair") > 0.25][:, :3]
+        apart = (np.abs(mark - skin).sum(axis=1) > 40).mean()
+        assert apart > (0.25 if kind == "stubble" else 0.5), (
+            f"{where}: facial hair does not read on this skin ({apart:.0%} apart)"
+        )
+
+
+@pytest.mark.parametrize("kind", ["beard", "stubble", "moustache", "goatee"])
+def test_facial_hair_stays_on_the_jaw(kind: str) -> None:
+    for shape, expression in itertools.product(SHAPES, MOUTHS):
+        check_facial_hair(kind, shape, expression)
+
+
+@pytest.mark.slow
+def test_facial_hair_on_every_shape_expression_and_skin_tone(request: pytest.FixtureRequest) -> None:
+    only_when_asked(request)
+    kinds = ("beard", "stubble", "moustache", "goatee")
+    tones = catalog.ids("skin_tone")
+    for i, (kind, shape, expression) in enumerate(
+        itertools.product(kinds, SHAPES, catalog.ids("expression"))
+    ):
+        check_facial_hair(kind, shape, expression, tones[i % len(tones)])
 
 
 @pytest.mark.parametrize("shape", SHAPES)

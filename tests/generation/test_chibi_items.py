@@ -21,6 +21,12 @@ SHAPES = catalog.ids("face_shape")
 ITEMS = catalog.ids("item")
 
 
+def only_when_asked(request: pytest.FixtureRequest) -> None:
+    """Exhaustive tests run with ``-m slow`` only, so the default suite stays fast."""
+    if "slow" not in (request.config.option.markexpr or ""):
+        pytest.skip("exhaustive: run with -m slow")
+
+
 def _cov(spec: AvatarSpec, *names: str) -> np.ndarray:
     by = {p.name: p.svg for p in ENGINE.layers(spec)}
     out = np.zeros((SIZE, SIZE), bool)
@@ -104,7 +110,8 @@ def test_every_hat_and_ear_item_on_every_face_shape_with_big_hair() -> None:
 
 
 @pytest.mark.slow
-def test_every_item_on_every_hair_style_and_face_shape() -> None:
+def test_every_item_on_every_hair_style_and_face_shape(request: pytest.FixtureRequest) -> None:
+    only_when_asked(request)
     for item, style, shape in itertools.product(ITEMS, STYLES, SHAPES):
         check_item(item, style, shape)
 
