@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 from generation.chibi import color
 from generation.chibi.context import Ctx
@@ -54,6 +55,20 @@ def _head_x(y: float, shape: str, crx: float) -> float:
         if (y0 - y) * (y1 - y) <= 0 and y0 != y1:
             best = max(best, x0 + (x1 - x0) * (y - y0) / (y1 - y0) - CX)
     return best
+
+
+def _under_face(c: Ctx, margin: float, below: float) -> Callable[[float, float], bool]:
+    """True for points at least ``margin`` inside the head outline and lower than ``below``: what the face
+    (opaque skin, drawn above back hair; the window in the front hair) always hides there."""
+    shape, crx = c.geo.face_shape, c.geo.crx
+    chin = c.geo.chin_y
+
+    def hidden(x: float, y: float) -> bool:
+        if y < below or y > chin - margin:
+            return False
+        return abs(x - CX) < _head_x(y, shape, crx) - margin
+
+    return hidden
 
 
 def fringe_edge(c: Ctx) -> list[Point]:
@@ -236,9 +251,20 @@ def _afro_path(c: Ctx, scale: float = 1.0) -> str:
 
 
 def _coils(
-    x0: float, y0: float, x1: float, y1: float, step: float, r: float, stroke: str, width: float, phase: int
+    x0: float,
+    y0: float,
+    x1: float,
+    y1: float,
+    step: float,
+    r: float,
+    stroke: str,
+    width: float,
+    phase: int,
+    hidden: Callable[[float, float], bool] | None = None,
 ) -> str:
-    """A deterministic field of small open coils (textured curly/afro hair)."""
+    """A deterministic field of small open coils (textured curly/afro hair). ``hidden(x, y)`` says where a
+    coil could never show (under the face, outside the clip): those are not drawn at all, which saves the
+    rasteriser the strokes (coil fields are the most expensive thing in a picture)."""
     out = []
     row = 0
     y = y0
@@ -247,6 +273,10 @@ def _coils(
         col = 0
         while x < x1:
             k = (row * 7 + col * 3 + phase) % 5
+            if hidden is not None and hidden(x, y):
+                x += step
+                col += 1
+                continue
             a0 = k * 1.2
             sx, sy = x + r * math.cos(a0), y + r * math.sin(a0)
             ex, ey = x + r * math.cos(a0 + 4.4), y + r * math.sin(a0 + 4.4)
@@ -437,14 +467,20 @@ def hair_back(c: Ctx) -> str:
         out.append(path(_curly_back(c), **st))
         out.append(defs(clip("hb-curly", path(_curly_back(c)))))
         out.append(
-            group([_coils(CX - 220, 120, CX + 220, 400, 30, 9, t.deep, 3.2, 1)], clip_path="url(#hb-curly)")
+            group(
+                [_coils(CX - 220, 120, CX + 220, 400, 30, 9, t.deep, 3.2, 1, _under_face(c, 14, 0))],
+                clip_path="url(#hb-curly)",
+            )
         )
     if style == "afro":
         d = _afro_path(c)
         out.append(path(d, **st))
         out.append(defs(clip("hb-afro", path(d))))
         out.append(
-            group([_coils(CX - 230, 0, CX + 230, 420, 24, 7.5, t.deep, 3.0, 0)], clip_path="url(#hb-afro)")
+            group(
+                [_coils(CX - 230, 0, CX + 230, 420, 24, 7.5, t.deep, 3.0, 0, _under_face(c, 12, 0))],
+                clip_path="url(#hb-afro)",
+            )
         )
     if style == "braids":
         for s in (-1, 1):
@@ -532,11 +568,13 @@ def hair_front(c: Ctx) -> str:
     inner: list[str] = [path(sil, fill=base_fill)]
     tex: list[str] = []
     top = c.geo.hair_top
+    # coils inside the face window (below the lowest fringe point, well inside the face) never show
+    in_window = _under_face(c, inset + 16, max(y for _, y in fringe_edge(c)) + 14)
     if style in ("curly",):
-        tex.append(_coils(CX - 200, top - 20, CX + 200, 360, 30, 9, t.shade, 3.2, 2))
+        tex.append(_coils(CX - 200, top - 20, CX + 200, 360, 30, 9, t.shade, 3.2, 2, in_window))
         tex.append(_coils(CX - 170, top + 6, CX + 40, 170, 60, 7, c.hair_light, 2.6, 3))
     elif style == "afro":
-        tex.append(_coils(CX - 230, 0, CX + 230, 420, 24, 7.5, t.shade, 3.0, 1))
+        tex.append(_coils(CX - 230, 0, CX + 230, 420, 24, 7.5, t.shade, 3.0, 1, in_window))
         tex.append(_coils(CX - 150, top + 20, CX + 20, 150, 36, 6, c.hair_light, 2.4, 4))
     elif style == "buzz":
         dots = []

@@ -9,7 +9,7 @@ from generation.chibi import color
 from generation.chibi.context import Ctx
 from generation.chibi.face import heart_path
 from generation.chibi.geometry import COLLAR_Y, CX, LINE, VIEW
-from generation.chibi.svgkit import circle, clip, defs, f, group, linear, path, rect
+from generation.chibi.svgkit import bands, circle, clip, defs, f, group, linear, path, rect
 
 BODY = (
     f"M{f(CX - 44)},{f(COLLAR_Y - 6)}C{f(CX - 104)},{f(COLLAR_Y - 2)} {f(CX - 150)},{f(COLLAR_Y + 14)} {f(CX - 160)},{f(COLLAR_Y + 66)}"
@@ -486,8 +486,7 @@ def background(c: Ctx) -> str:
     rng = random.Random(f"chibify-bg:{c.spec.seed}")
     out = []
     if kind == "gradient":
-        out.append(defs(linear("bg-g", 0, 0, 0, VIEW, [(0, b, 1), (1, a, 1)])))
-        out.append(rect(0, 0, VIEW, VIEW, fill="url(#bg-g)"))
+        out.append(bands(0, 0, VIEW, VIEW, b, a))
         return group(out)
     out.append(rect(0, 0, VIEW, VIEW, fill=a))
     mark = color.mix(a, b, 0.55) if color.luminance(b) > color.luminance(a) else b
@@ -509,9 +508,7 @@ def background(c: Ctx) -> str:
         )
         out.append(path(d, fill=mark, opacity="0.9"))
     elif kind == "stars":
-        out[0] = defs(
-            linear("bg-g", 0, 0, 0, VIEW, [(0, color.mix(a, "#5b4bb0", 0.25), 1), (1, a, 1)])
-        ) + rect(0, 0, VIEW, VIEW, fill="url(#bg-g)")
+        out[0] = bands(0, 0, VIEW, VIEW, color.mix(a, "#5b4bb0", 0.25), a)
         for _ in range(16):
             x, y, r = rng.uniform(10, 502), rng.uniform(10, 502), rng.uniform(7, 16)
             out.append(_star5(x, y, r, color.mix("#ffffff", "#ffe27a", rng.random() * 0.8), "none"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 
@@ -21,14 +22,18 @@ def attrs(**kw: object) -> str:
     return " ".join(parts)
 
 
-def _paint_opacity(kw: dict[str, object]) -> dict[str, object]:
+# a path of separate straight two-point segments ("M..L.." repeated) encloses no area: nothing to fill
+_SEGMENTS = re.compile(r"(?:M[-\d.]+,[-\d.]+L[-\d.]+,[-\d.]+)+")
+
+
+def _paint_opacity(kw: dict[str, object], d: str | None = None) -> dict[str, object]:
     """``opacity`` on one shape makes the rasteriser draw it into an offscreen layer and blend that back,
     which costs a full-size pass; when the shape only fills or only strokes, fill-/stroke-opacity gives the
     same pixels without the layer."""
     if "opacity" not in kw:
         return kw
     stroked = kw.get("stroke") not in (None, "none")
-    filled = kw.get("fill") != "none"
+    filled = kw.get("fill") != "none" and not (d is not None and _SEGMENTS.fullmatch(d))
     if stroked and filled:
         return kw
     out = dict(kw)
@@ -37,7 +42,7 @@ def _paint_opacity(kw: dict[str, object]) -> dict[str, object]:
 
 
 def path(d: str, **kw: object) -> str:
-    return f'<path d="{d}" {attrs(**_paint_opacity(kw))}/>'
+    return f'<path d="{d}" {attrs(**_paint_opacity(kw, d))}/>'
 
 
 def ellipse(cx: float, cy: float, rx: float, ry: float, **kw: object) -> str:
@@ -91,3 +96,20 @@ def _stops(stops: list[tuple[float, str, float]]) -> str:
 
 def rrect(x: float, y: float, w: float, h: float, r: float, **kw: object) -> str:
     return f'<rect x="{f(x)}" y="{f(y)}" width="{f(w)}" height="{f(h)}" rx="{f(r)}" {attrs(**_paint_opacity(kw))}/>'
+
+
+def bands(x: float, y: float, w: float, h: float, top: str, bottom: str, n: int = 64) -> str:
+    """A vertical two-colour gradient as ``n`` solid bands (each overlapping the next, so no seams).
+
+    Gradient shaders cost skia about 11 ns a pixel (3 ms for a 512 px background); solid bands cost almost
+    nothing, and at 64 steps between two pastel colours each step is one or two levels: invisible."""
+    from generation.chibi.color import mix
+
+    step = h / n
+    out = []
+    for i in range(n):
+        col = mix(top, bottom, i / (n - 1))
+        out.append(
+            f'<rect x="{f(x)}" y="{f(y + i * step)}" width="{f(w)}" height="{f(step + 1)}" fill="{col}"/>'
+        )
+    return "".join(out)
