@@ -680,16 +680,18 @@ def facial_hair(c: Ctx) -> str:
         outer = _beard_outline(c, -1.0, 0.0, 276.0)
         inner = _beard_inner(c, mw, mbot + 5, 276.0, 18.0)
         d = smooth(outer) + "L" + smooth(inner)[1:] + "Z"
-        tint = color.mix(t.base, c.skin.shade, 0.2)
+        tint = color.mix(t.base, t.deep, 0.5)
         dots = []
         for i in range(110):
             a = (i * 0.6180339) % 1.0
             b = (i * 0.7548776) % 1.0
             x = CX + (a - 0.5) * 2 * (c.geo.jaw_w + 10)
             y = 280 + b * (c.geo.chin_y - 276)
-            dots.append(circle(x, y, 2.2, fill=t.deep, opacity="0.65"))
+            dots.append(circle(x, y, 2.2, fill=color.shade(t.base, 0.45), opacity="0.75"))
         out.append(defs(clip("stubble-clip", path(d))))
-        out.append(path(d, fill=tint, opacity="0.55"))
+        # lighter on fair skin (it shows anyway), stronger on deep skin so it still reads at 48 px
+        strength = 0.36 + 0.28 * (1 - color.luminance(c.skin.base))
+        out.append(path(d, fill=tint, opacity=f"{strength:.2f}"))
         out.append(group(dots, clip_path="url(#stubble-clip)"))
         # upper lip shadow
         out.append(ellipse(CX, (NOSE_Y + mtop) / 2 + 3, max(16.0, mw - 2), 6, fill=tint, opacity="0.28"))
