@@ -347,32 +347,23 @@ class ChibifyBot(ChibifyMixin, commands.Bot):
         progress_every_s: float = 1.5,
         **options: Any,
     ) -> None:
-        super().__init__(intents=_intents(), **{**_OPTIONS, **options})
+        super().__init__(intents=_intents(), **{**_OPTIONS, **self._client_options(app), **options})
         self._init_chibify(
             app, cooldown=cooldown, progress_first_s=progress_first_s, progress_every_s=progress_every_s
         )
+
+    def _client_options(self, app: App) -> dict[str, Any]:
+        return {}
 
     async def setup_hook(self) -> None:
         await self._chibify_setup()
 
 
-class ShardedChibifyBot(ChibifyMixin, commands.AutoShardedBot):
-    def __init__(
-        self,
-        app: App,
-        *,
-        cooldown: tuple[int, float] = (4, 20.0),
-        progress_first_s: float = 0.5,
-        progress_every_s: float = 1.5,
-        **options: Any,
-    ) -> None:
-        super().__init__(intents=_intents(), shard_count=app.settings.shard_count, **{**_OPTIONS, **options})
-        self._init_chibify(
-            app, cooldown=cooldown, progress_first_s=progress_first_s, progress_every_s=progress_every_s
-        )
+class ShardedChibifyBot(ChibifyBot, commands.AutoShardedBot):
+    """The same bot over several gateway connections (``CHIBIFY_SHARD_COUNT``)."""
 
-    async def setup_hook(self) -> None:
-        await self._chibify_setup()
+    def _client_options(self, app: App) -> dict[str, Any]:
+        return {"shard_count": app.settings.shard_count}
 
 
 def build_bot(app: App, **options: Any) -> ChibifyBot | ShardedChibifyBot:
