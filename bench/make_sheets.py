@@ -180,6 +180,29 @@ def outfits_backgrounds() -> None:
     )
 
 
+def face_shapes() -> None:
+    """Every face shape plain, bald, bearded, and in a hijab with glasses or a hat on top."""
+    rows = [
+        ("short hair", {"hair": {"style": "short", "color": "#4a3128"}}),
+        ("bald", {"hair": {"style": "bald"}, "skin_tone": "deep"}),
+        ("beard, grey", {"hair": {"style": "short", "color": "#c3c7d1"}, "facial_hair": "beard"}),
+        ("hijab + glasses", {"items": ["hijab", "square_glasses"], "skin_tone": "tan"}),
+        (
+            "hijab + beret",
+            {
+                "items": ["hijab", "beret"],
+                "skin_tone": "ebony",
+                "outfit": {"style": "sweater", "color": "#2c3b6b"},
+            },
+        ),
+    ]
+    tiles = []
+    for label, kw in rows:
+        for shape in catalog.ids("face_shape"):
+            tiles.append(tile(BASE.replace(face_shape=shape, **kw), 144, f"{shape} / {label}"))
+    save(grid(tiles, 5, "face shapes (columns): round, oval, heart, square, long"), OUT / "face_shapes.png")
+
+
 def sizes() -> None:
     specs = gallery_specs()[:6]
     big = Image.new("RGB", (1024 + 6 * 64 + 40, 1024 + 30), "white")
@@ -236,7 +259,7 @@ def gallery_specs() -> list[AvatarSpec]:
             seed=4,
             skin_tone="beige",
             expression="smile",
-            items=["hijab", "flower"] if False else ["hijab"],
+            items=["hijab", "round_glasses"],
             outfit={"style": "dress", "color": "#c7b3ec"},
             eyes={"style": "gentle", "color": "#5a3a2a"},
             background={"kind": "gradient", "color": "#eadcff"},
@@ -337,6 +360,7 @@ SHEETS: dict[str, Callable[[], None]] = {
     "items": items_head,
     "items2": items_other,
     "outfits": outfits_backgrounds,
+    "shapes": face_shapes,
     "sizes": sizes,
     "gallery": gallery,
 }
