@@ -71,6 +71,10 @@ class Ctx:
         hair = color.Tone.of(s.hair.color)
         lum = color.luminance(s.hair.color)
         lash = color.mix(hair.line, "#2a1620", 0.55 if lum > 0.3 else 0.25)
+        skin_lum = color.luminance(skin_hex)
+        if skin_lum < 0.4 and color.luminance(lash) > skin_lum * 0.45:
+            # deep skin: lash lines (and the closed/happy eye arcs) a near-black so they read at 48 px
+            lash = color.mix(lash, "#140a0c", 0.65)
         brow = color.mix(s.hair.color, hair.line, 0.55 if lum > 0.45 else 0.3)
         if s.hair.style == "bald":
             brow = color.mix(color.skin(skin_hex).line, "#3a2418", 0.4)
