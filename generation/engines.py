@@ -121,7 +121,6 @@ class ChibiAdapter:
             progress(index, 1, 1)
         return out
 
-
     @staticmethod
     def _selfie_spec(request: GenerationRequest, seed: int) -> Any:
         """Analyse the photo in memory (it is never written anywhere) and merge the user's prompt over it."""

@@ -101,7 +101,9 @@ def _native_stderr_silenced() -> Iterator[None]:
 def models() -> Models:
     """Build the MediaPipe graphs once per process. Importing mediapipe costs about 1 s; building them less."""
     # mediapipe 0.10.14 calls a protobuf API that warns on every inference; nothing for a user to act on.
-    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated", category=UserWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated", category=UserWarning
+    )
     with _native_stderr_silenced():
         from mediapipe.python.solutions import face_detection, face_mesh, selfie_segmentation
 
