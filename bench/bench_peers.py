@@ -46,9 +46,12 @@ from pathlib import Path
 import numpy as np
 import skia
 
-from generation import catalog
 from generation.chibi import ChibiEngine
-from generation.spec import AvatarSpec
+
+try:  # the same inputs and percentile as bench_render.py
+    from bench.bench_render import pct, random_spec
+except ImportError:  # run as a script: bench/ itself is on sys.path
+    from bench_render import pct, random_spec  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 512
@@ -102,25 +105,6 @@ def encode_png(rgba: np.ndarray) -> bytes:
 
 
 # --- inputs ------------------------------------------------------------------------------------------
-
-
-def random_spec(rng: random.Random) -> AvatarSpec:
-    """As bench_render.py: open fields left to the seed, plus 0-3 random items that fit together."""
-    items: list[str] = []
-    for item in rng.sample(catalog.ids("item"), rng.randint(0, 3)):
-        try:
-            AvatarSpec(items=[*items, item])
-        except ValueError:
-            continue
-        items.append(item)
-    return AvatarSpec(
-        seed=rng.randrange(2**40), items=items, facial_hair=rng.choice(catalog.ids("facial_hair"))
-    )
-
-
-def pct(xs: list[float], p: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 def stats(xs: list[float]) -> dict[str, float | int]:
