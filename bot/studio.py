@@ -56,10 +56,6 @@ class Actor:
     def key(self) -> str:
         return f"discord:{self.discord_id}" if self.discord_id is not None else f"console:{self.console_name}"
 
-    @property
-    def label(self) -> str:
-        return self.key
-
 
 @dataclass(frozen=True)
 class AvatarView:
