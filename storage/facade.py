@@ -29,13 +29,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, Unpack
+from typing import Any, Self, TypeVar, Unpack
 
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -49,6 +49,8 @@ from storage.repo import GuildChanges, HistoryPage, UserChanges, UserRef
 __all__ = ["DEFAULT_GC_GRACE_SECONDS", "TEMP_FILE_MIN_AGE_SECONDS", "ForgetResult", "GcResult", "Storage"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: Blobs younger than this are never garbage-collected (protects writes in flight in other processes).
 DEFAULT_GC_GRACE_SECONDS = 3600.0
@@ -221,35 +223,28 @@ class Storage:
         With ``job_id``, a retry returns the avatar that job already made instead of a second one.
         ``parent`` (Avatar, row id or public id) must be the owner's, else :class:`NotFound`.
         """
-        if not isinstance(image, bytes) or not image:
-            raise ValueError("image must be non-empty bytes")
-        key = await asyncio.to_thread(blob_key_for, image)
-        async with self._locks.hold(key):
-            await asyncio.to_thread(self.blobs.put, image)
-            try:
-                async with self.transaction() as s:
-                    avatar = await repo.insert_avatar(
-                        s,
-                        owner=owner,
-                        blob_key=key,
-                        kind=kind,
-                        seed=seed,
-                        engine=engine,
-                        width=width,
-                        height=height,
-                        spec=spec,
-                        spec_version=spec_version,
-                        prompt=prompt,
-                        model=model,
-                        parent=parent,
-                        guild_id=guild_id,
-                        job_id=job_id,
-                    )
-            except Exception:
-                await self._discard_if_orphan(key)
-                raise
-            if avatar.blob_key != key:  # an earlier attempt of the same job won with a different image
-                await self._discard_if_orphan(key)
+
+        async def insert(s: AsyncSession, key: str) -> tuple[Avatar, None]:
+            avatar = await repo.insert_avatar(
+                s,
+                owner=owner,
+                blob_key=key,
+                kind=kind,
+                seed=seed,
+                engine=engine,
+                width=width,
+                height=height,
+                spec=spec,
+                spec_version=spec_version,
+                prompt=prompt,
+                model=model,
+                parent=parent,
+                guild_id=guild_id,
+                job_id=job_id,
+            )
+            return avatar, None
+
+        avatar, _ = await self._store_with_blob(image, insert)
         return avatar
 
     async def finish_job(
@@ -273,6 +268,41 @@ class Storage:
         returns its avatar. A job that was cancelled or failed meanwhile raises
         :class:`~storage.errors.InvalidTransition` and nothing is stored.
         """
+
+        async def finish(s: AsyncSession, key: str) -> tuple[Avatar, Job]:
+            job = await repo.get_job_by_id(s, job_id)
+            if job.status is JobStatus.DONE and job.avatar_id is not None:
+                made = await repo.get_avatar_by_id(s, job.avatar_id)
+                if made is not None:
+                    return made, job
+            # For a cancelled or failed job mark_done raises and the insert rolls back.
+            avatar = await repo.insert_avatar(
+                s,
+                owner=job.user_id,
+                blob_key=key,
+                kind=job.kind,
+                seed=seed,
+                engine=engine,
+                width=width,
+                height=height,
+                spec=spec,
+                spec_version=spec_version,
+                prompt=prompt,
+                model=model,
+                parent=parent,
+                guild_id=job.guild_id,
+                job_id=job.id,
+            )
+            return avatar, await repo.mark_done(s, job.id, avatar.id)
+
+        return await self._store_with_blob(image, finish)
+
+    async def _store_with_blob(
+        self, image: bytes, write: Callable[[AsyncSession, str], Awaitable[tuple[Avatar, _T]]]
+    ) -> tuple[Avatar, _T]:
+        """Write the blob first (atomically), then let ``write`` insert the row pointing at it, in one
+        transaction. The blob is discarded again if the transaction fails, or if an earlier attempt of the
+        same job had already stored a different image."""
         if not isinstance(image, bytes) or not image:
             raise ValueError("image must be non-empty bytes")
         key = await asyncio.to_thread(blob_key_for, image)
@@ -280,37 +310,13 @@ class Storage:
             await asyncio.to_thread(self.blobs.put, image)
             try:
                 async with self.transaction() as s:
-                    job = await repo.get_job_by_id(s, job_id)
-                    avatar: Avatar | None = None
-                    done = job
-                    if job.status is JobStatus.DONE and job.avatar_id is not None:
-                        avatar = await repo.get_avatar_by_id(s, job.avatar_id)
-                    if avatar is None:
-                        # For a cancelled or failed job mark_done raises and the insert rolls back.
-                        avatar = await repo.insert_avatar(
-                            s,
-                            owner=job.user_id,
-                            blob_key=key,
-                            kind=job.kind,
-                            seed=seed,
-                            engine=engine,
-                            width=width,
-                            height=height,
-                            spec=spec,
-                            spec_version=spec_version,
-                            prompt=prompt,
-                            model=model,
-                            parent=parent,
-                            guild_id=job.guild_id,
-                            job_id=job.id,
-                        )
-                        done = await repo.mark_done(s, job.id, avatar.id)
+                    result = await write(s, key)
             except Exception:
                 await self._discard_if_orphan(key)
                 raise
-            if avatar.blob_key != key:
+            if result[0].blob_key != key:
                 await self._discard_if_orphan(key)
-        return avatar, done
+        return result
 
     async def get_avatar(self, public_id: str, owner: UserRef) -> Avatar:
         """The owner's avatar; :class:`NotFound` if missing, deleted or not theirs."""
