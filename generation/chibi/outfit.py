@@ -170,7 +170,7 @@ def body(c: Ctx) -> str:
                 stroke_width=3.5,
             )
         )
-        red = "#e0455a" if color.luminance(col) > 0.3 or True else col
+        red = "#e0455a"  # the sailor bow is always red
         out.append(
             path(
                 f"M{f(CX)},{f(Y + 74)}L{f(CX - 30)},{f(Y + 62)}L{f(CX - 30)},{f(Y + 92)}Z M{f(CX)},{f(Y + 74)}L{f(CX + 30)},{f(Y + 62)}L{f(CX + 30)},{f(Y + 92)}Z",
