@@ -46,22 +46,22 @@ class Models:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def detect(self, rgb: NDArray[np.uint8]) -> list[Detection]:
-        """All faces, from whichever detector finds more (near first for selfies, far for wide shots)."""
+        """All faces: the full-range detector (small faces in wide shots, and most selfies); the short-range
+        one runs only when that finds none (a very close selfie), which saves a detector pass per photo."""
         h, w = rgb.shape[:2]
         found: list[Detection] = []
         with self.lock:
             for detector in (self.detect_far, self.detect_near):
                 result = detector.process(rgb)
-                dets = []
                 for d in result.detections or []:
                     box = d.location_data.relative_bounding_box
-                    dets.append(
+                    found.append(
                         Detection(
                             box.xmin * w, box.ymin * h, box.width * w, box.height * h, float(d.score[0])
                         )
                     )
-                if len(dets) > len(found):
-                    found = dets
+                if found:
+                    break
         return found
 
     def landmarks(self, rgb: NDArray[np.uint8]) -> NDArray[np.float64] | None:

@@ -6,11 +6,12 @@ import io
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from generation.face import PhotoError, analyze, chibify_spec, toon
+from generation.face import PhotoError, analyze, chibify_spec, decode_photo, toon
 from generation.face.evaluate import LABELLED, evaluate
 from generation.spec import AvatarSpec
 
@@ -31,9 +32,11 @@ def test_accuracy_does_not_regress() -> None:
     for key in LABELLED:
         hits, total = result["hits"][key], result["totals"][key]
         assert total > 0
-        # Measured when written (docs/selfie.md): 100% except skin tone, hair length and curls (5 of 6).
-        assert hits / total >= 0.8, f"{key}: {hits}/{total} right; details: {result['photos']}"
-    assert sum(result["hits"].values()) >= 37  # 37 of 40 labelled values when written
+        # Measured when written (docs/selfie.md): 100% except skin tone (5 of 6: biden_full_body.jpg, whose
+        # face is darker in the photo than obama.jpg's; see the docs for why no lighter rule is used).
+        floor = 5 / 6 if key == "skin_tone" else 1.0
+        assert hits / total >= floor - 1e-9, f"{key}: {hits}/{total} right; details: {result['photos']}"
+    assert sum(result["hits"].values()) >= 39  # 39 of 40 labelled values when written
 
 
 @needs_photos
@@ -135,3 +138,72 @@ def test_photo_is_processed_in_memory_only(tmp_path: Path, monkeypatch: pytest.M
     after = snapshot()
     assert after == before
     assert data not in png and data[:4096] not in repr(analysis.to_json()).encode()
+
+
+# --- glasses: frames and dark lenses drawn onto labelled photos at the landmarks' eye positions
+
+EYE_CORNERS = ((33, 133), (263, 362))
+
+
+def _with_glasses(name: str, kind: str) -> bytes:
+    """The photo with glasses drawn on: a round or a square dark frame, or dark (sun) lenses, sized from the
+    eye corners as real glasses are (a lens about 1.7 half eye widths across)."""
+    data = _read(name)
+    pts = analyze(data).geometry.landmarks  # type: ignore[union-attr]
+    rgb = decode_photo(data).rgb.copy()
+    for outer, inner in EYE_CORNERS:
+        c = (pts[outer, :2] + pts[inner, :2]) / 2
+        half = float(np.linalg.norm(pts[outer, :2] - pts[inner, :2])) / 2
+        cx, cy = round(c[0]), round(c[1] + 0.1 * half)
+        thick = max(2, round(0.18 * half))
+        frame = (25, 25, 30)
+        if kind == "round":
+            cv2.circle(rgb, (cx, cy), round(1.6 * half), frame, thick, cv2.LINE_AA)
+        elif kind == "square":
+            a, b = round(1.85 * half), round(1.3 * half)
+            cv2.rectangle(rgb, (cx - a, cy - b), (cx + a, cy + b), frame, thick, cv2.LINE_AA)
+        else:
+            axes = (round(1.8 * half), round(1.45 * half))
+            cv2.ellipse(rgb, (cx, cy), axes, 0, 0, 360, (18, 18, 22), -1, cv2.LINE_AA)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@needs_photos
+@pytest.mark.parametrize("name", ["obama.jpg", "rose_leslie.jpg", "kit_harington.jpeg"])
+@pytest.mark.parametrize(
+    ("kind", "item"), [("round", "round_glasses"), ("square", "square_glasses"), ("sun", "sunglasses")]
+)
+def test_glasses_drawn_on_are_found_with_their_shape(name: str, kind: str, item: str) -> None:
+    analysis = analyze(_with_glasses(name, kind))
+    assert analysis.attributes["glasses"].value is True
+    assert analysis.attributes["glasses"].trusted()
+    expected = {"round": "round", "square": "square", "sun": "sunglasses"}[kind]
+    assert analysis.attributes["glasses_kind"].value == expected
+    assert item in analysis.spec.items
+    others = {"round_glasses", "square_glasses", "sunglasses"} - {item}
+    assert not others & set(analysis.spec.items)
+
+
+@needs_photos
+@pytest.mark.parametrize(
+    "name", ["alex_lacamoire_rgba.png", "biden_full_body.jpg", "obama.jpg", "obama_rgba_32bit.png"]
+)
+def test_no_glasses_on_bare_faces(name: str) -> None:
+    analysis = analyze(_read(name))
+    assert analysis.attributes["glasses"].value is False
+    assert not {"round_glasses", "square_glasses", "sunglasses"} & set(analysis.spec.items)
+
+
+def test_unsure_glasses_fall_back_to_none_and_unsure_shapes_to_round() -> None:
+    from generation.face.analyze import GLASSES_RING, SQUARE_FILL, _glasses_attributes
+
+    bare = {"lens_ratio": 0.8, "ring": 0.3, "ring_lower": 0.0, "rectangularity": float("nan")}
+    assert _glasses_attributes(bare)["glasses"].value is False
+    borderline = {**bare, "ring": GLASSES_RING + 0.01, "ring_lower": GLASSES_RING}
+    att = _glasses_attributes(borderline)
+    assert att["glasses"].value is True and not att["glasses"].trusted()
+    unsure_shape = {**bare, "ring": 0.9, "ring_lower": 0.9, "rectangularity": SQUARE_FILL + 0.02}
+    att = _glasses_attributes(unsure_shape)
+    assert att["glasses"].trusted() and not att["glasses_kind"].trusted()
