@@ -43,7 +43,8 @@ def build(photos: Path, out: Path) -> None:
         a = result.attributes
         caption = (
             f"skin {a['skin_tone'].value}, hair {a['hair_color'].value} {a['hair_length'].value} "
-            f"{a['hair_type'].value}, {a['facial_hair'].value}, {a['expression'].value}"
+            f"{a['hair_type'].value}, {a['facial_hair'].value}, {a['expression'].value}, "
+            f"glasses {a['glasses_kind'].value}"
         )
         rows.append((name, avatar, cartoon, caption))
     header = 22
