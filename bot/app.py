@@ -10,10 +10,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bot.errors import Unavailable
 from bot.settings import Settings
 from bot.studio import Studio
+from generation.engines import ENGINE_REGISTRY
 from generation.jobs import EngineSpec
 from generation.service import GenerationService, JobHandle
 from storage import DatabaseBehind, Storage
@@ -37,13 +39,24 @@ def engines_for(settings: Settings) -> tuple[str | EngineSpec, ...]:
     if settings.engine == "chibi":
         return ("chibi",)
     from generation.diffusion.config import DiffusionConfig, DiffusionConfigError  # no torch import here
+    from generation.training.shipped import DIFFUSION_FOLDER, GAN_FOLDER
 
-    if not settings.diffusion_model:
-        raise Unavailable(
-            "CHIBIFY_ENGINE=diffusion needs a model.",
-            "Set CHIBIFY_DIFFUSION_MODEL to a local diffusers folder (see docs/diffusion.md), or use CHIBIFY_ENGINE=chibi.",
-        )
-    options = {**settings.diffusion_options, "model": settings.diffusion_model}
+    if settings.engine == "gan":
+        folder = settings.gan_model or str(GAN_FOLDER)
+        if not (Path(folder) / "gan.json").is_file():
+            raise Unavailable(
+                f"no GAN model in {folder}.", "Set CHIBIFY_GAN_MODEL to a folder made by `chibify train gan`."
+            )
+        return ("chibi", EngineSpec(name="gan", target=ENGINE_REGISTRY["gan"], options=(("model", folder),)))
+    model = settings.diffusion_model
+    if not model:
+        if not (DIFFUSION_FOLDER / "model_index.json").is_file():
+            raise Unavailable(
+                "CHIBIFY_ENGINE=diffusion needs a model and this install has no shipped one.",
+                "Set CHIBIFY_DIFFUSION_MODEL to a local diffusers folder (see docs/diffusion.md), or use CHIBIFY_ENGINE=chibi.",
+            )
+        model = str(DIFFUSION_FOLDER)
+    options = {**settings.diffusion_options, "model": model}
     if settings.diffusion_allow_download:
         options["allow_download"] = "true"
     try:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bot import train_cli
 from bot.errors import BadInput, UserError
 from bot.settings import Settings, configure_logging
 
@@ -27,6 +28,8 @@ EPILOG = """examples:
   chibify edit AVATAR_ID --add crown --expression wink --hair-color "#88ccff"
   chibify history --user alice
   chibify export AVATAR_ID --format stickers --out stickers/
+  chibify dataset build --count 30000 --size 64 --out data/chibi64
+  chibify train diffusion --data data/chibi64 --out runs/diffusion --max-minutes 60
 
 settings come from CHIBIFY_* environment variables or a .env file (see .env.example)."""
 
@@ -59,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     user_opt(a)
     a.add_argument("--seed", type=int, help="seed for the open choices (same prompt + seed = same avatar)")
     a.add_argument("--count", type=int, default=1, choices=range(1, 5), metavar="K", help="how many (1-4)")
-    a.add_argument("--engine", choices=("chibi", "diffusion"), help="engine (default: CHIBIFY_ENGINE)")
+    a.add_argument("--engine", choices=("chibi", "diffusion", "gan"), help="engine (default: CHIBIFY_ENGINE)")
     out_opts(a)
 
     s = sub.add_parser("selfie", help="turn a photo of a face into a chibi avatar (the photo is not kept)")
@@ -133,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument(
         "--grace", type=float, default=3600.0, metavar="S", help="keep files younger than S seconds"
     )
+    train_cli.add_parsers(sub)
     return p
 
 
@@ -140,6 +144,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging("DEBUG" if args.verbose else "WARNING")
+    if args.command in train_cli.COMMANDS:  # no settings, no database: files in, files out
+        try:
+            return train_cli.run(args)
+        except UserError as exc:
+            print(f"chibify: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            print(
+                "chibify: interrupted (the last checkpoint is kept; run the same command to go on)",
+                file=sys.stderr,
+            )
+            return 130
     try:
         settings = Settings()
     except Exception as exc:  # pydantic ValidationError: bad CHIBIFY_* value

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EngineName = Literal["chibi", "diffusion"]
+EngineName = Literal["chibi", "diffusion", "gan"]
 
 
 class Settings(BaseSettings):
@@ -31,11 +31,15 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/chibify.db. PostgreSQL: postgresql+asyncpg://...",
     )
     engine: EngineName = Field(
-        "chibi", description="Default engine: chibi (built in, no download) or diffusion."
+        "chibi",
+        description="Default engine: chibi (built in, no download), diffusion or gan (trained models shipped in the package).",
     )
     diffusion_model: str | None = Field(
         None,
-        description="Diffusion model: a local diffusers folder (or a hub id when downloads are allowed).",
+        description="Diffusion model: a local diffusers folder (or a hub id when downloads are allowed); default: the shipped chibify-mini.",
+    )
+    gan_model: str | None = Field(
+        None, description="GAN model folder (gan.json inside); default: the shipped chibify-gan."
     )
     diffusion_allow_download: bool = Field(
         False, description="Let the diffusion engine download from a model hub."

@@ -41,6 +41,7 @@ ENGINE_REGISTRY: dict[str, str] = {
     "chibi": "generation.engines:ChibiAdapter",
     "synthetic": "generation.engines:SyntheticEngine",
     "diffusion": "generation.diffusion.engine:DiffusionEngine",
+    "gan": "generation.training.gan:GanEngine",
 }
 
 
@@ -102,7 +103,7 @@ class ChibiAdapter:
                 # seed); the engine resolves them itself, deterministically.
                 spec = self._spec_cls.from_json(request.spec)
                 if request.init_image is not None:  # a selfie: the photo decides the spec
-                    spec = self._selfie_spec(request, spec.seed)
+                    spec = self.selfie_spec(request, spec.seed)
                 meta = {"prompt": request.prompt} if request.prompt else None
                 png = self._engine.render(spec, request.size, metadata=meta)
                 out.append(
@@ -122,7 +123,7 @@ class ChibiAdapter:
         return out
 
     @staticmethod
-    def _selfie_spec(request: GenerationRequest, seed: int) -> Any:
+    def selfie_spec(request: GenerationRequest, seed: int) -> Any:
         """Analyse the photo in memory (it is never written anywhere) and merge the user's prompt over it."""
         from generation.face import analyze, chibify_spec
 

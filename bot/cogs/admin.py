@@ -101,6 +101,7 @@ class Admin(commands.Cog):
         engine=[
             app_commands.Choice(name="chibi", value="chibi"),
             app_commands.Choice(name="diffusion", value="diffusion"),
+            app_commands.Choice(name="gan", value="gan"),
         ],
     )
     async def config(

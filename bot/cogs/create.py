@@ -67,6 +67,7 @@ class Create(commands.Cog):
         engine=[
             app_commands.Choice(name="chibi", value="chibi"),
             app_commands.Choice(name="diffusion", value="diffusion"),
+            app_commands.Choice(name="gan", value="gan"),
         ]
     )
     async def avatar(

@@ -9,6 +9,7 @@ parses them. No torch here: the bot process imports this module freely.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = [
     "DiffusionConfig",
     "DiffusionConfigError",
     "LoraSpec",
+    "model_defaults",
 ]
 
 ENGINE_TARGET = "generation.diffusion.engine:DiffusionEngine"
@@ -96,6 +98,21 @@ def _to_bool(value: Any) -> bool:
     if text in {"0", "false", "no", "off", ""}:
         return False
     raise DiffusionConfigError(f"{value!r} is not a yes/no value")
+
+
+def model_defaults(model: str) -> dict[str, Any]:
+    """The ``engine`` settings in a local model folder's ``chibify.json`` (written by ``chibify train
+    diffusion``), or nothing."""
+    if not model:
+        return {}
+    path = Path(model).expanduser() / "chibify.json"
+    if not path.is_file():
+        return {}
+    try:
+        engine = json.loads(path.read_text(encoding="utf-8")).get("engine", {})
+    except (OSError, ValueError, AttributeError) as exc:
+        raise DiffusionConfigError(f"{path} cannot be read: {exc}") from None
+    return dict(engine) if isinstance(engine, dict) else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,10 +203,12 @@ class DiffusionConfig:
     def from_options(cls, options: Mapping[str, Any]) -> DiffusionConfig:
         """Build from keyword options whose values may be strings (``"25"``, ``"true"``, ``"a@0.8;b"``).
 
-        Unknown keys are an error (a typo would otherwise be silently ignored)."""
+        Unknown keys are an error (a typo would otherwise be silently ignored). A model folder trained by
+        Chibify carries the settings it was trained for (``chibify.json``); they apply unless overridden."""
         known = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
-        for key, raw in options.items():
+        defaults = model_defaults(str(options.get("model") or ""))
+        for key, raw in {**{k: v for k, v in defaults.items() if k in known}, **options}.items():
             if key not in known:
                 raise DiffusionConfigError(
                     f"unknown diffusion option {key!r} (known: {', '.join(sorted(known))})"
