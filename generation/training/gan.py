@@ -176,8 +176,10 @@ def train(
         z = torch.randn(len(idx), NOISE, device=run.device)
         with run.autocast(bf16):
             fake = gen_ddp(z, c)
-            real_score, real_logits = disc_ddp(real, c)
-            fake_score, _ = disc_ddp(fake.detach(), c)
+            # one discriminator call for real and fake (DDP wants one forward per backward)
+            scores, both_logits = disc_ddp(torch.cat([real, fake.detach()]), torch.cat([c, c]))
+            real_score, fake_score = scores.split(len(idx))
+            real_logits = {k: v[: len(idx)] for k, v in both_logits.items()}
             d_loss = F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
             d_loss = d_loss + aux_loss(real_logits, h, it)
         opt_d.zero_grad(set_to_none=True)
