@@ -49,7 +49,7 @@ def add_parsers(sub: Any) -> None:
     for name, helptext, steps, batch, lr in (
         ("diffusion", "a small text-to-image diffusion model (a diffusers pipeline folder)", 2400, 32, 5e-4),
         ("gan", "a conditional GAN, the fast 'surprise me' engine", 2500, 32, 2e-4),
-        ("classifier", "the attribute classifier used to grade generated images", 1500, 64, 2e-3),
+        ("classifier", "the attribute classifier used to grade generated images", 600, 64, 2e-3),
     ):
         p = ts.add_parser(name, help=helptext, description=f"Train {helptext}.")
         p.add_argument(

@@ -64,7 +64,7 @@ def train(
     data: Path,
     out: Path,
     *,
-    steps: int = 1500,
+    steps: int = 600,
     batch: int = 64,
     lr: float = 2e-3,
     max_minutes: float | None = None,
