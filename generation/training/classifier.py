@@ -98,7 +98,7 @@ def train(
         for k, head in enumerate(HEADS):
             loss = loss + F.cross_entropy(logits[head], h[:, k], ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         opt.step()
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")

@@ -127,7 +127,10 @@ def build_tokenizer(words: Sequence[str], folder: Path) -> Any:
     for special in ("<|startoftext|>", "<|endoftext|>"):
         vocab.setdefault(special, len(vocab))
     tokenizer = CLIPTokenizer(
-        vocab=vocab, merges=merges, model_max_length=MAX_TOKENS, pad_token="<|endoftext|>"
+        vocab=vocab,
+        merges=merges,  # type: ignore[arg-type]  # the backend takes (a, b) pairs; the stub says strings
+        model_max_length=MAX_TOKENS,
+        pad_token="<|endoftext|>",
     )
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(folder)
@@ -243,7 +246,7 @@ def _train_vae(
                 loss + 1e-3 * F.relu(z.float().abs() - 2.5).pow(2).mean()
             )  # keep latents off the decoder's clamp
         opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         opt.step()
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -444,7 +447,7 @@ def train(
         weight = torch.clamp(snr, max=5.0) / snr
         loss = (F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3)) * weight).mean()
         opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         decay = min(0.999, (1 + step) / (10 + step))

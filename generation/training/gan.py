@@ -183,19 +183,19 @@ def train(
             d_loss = F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
             d_loss = d_loss + aux_loss(real_logits, h, it)
         opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()  # type: ignore[no-untyped-call]
+        d_loss.backward()
         opt_d.step()
         with run.autocast(bf16):
             score, logits = disc_ddp(fake, c)
             g_loss = -score.mean() + aux_loss(logits, h, it)
         opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()  # type: ignore[no-untyped-call]
+        g_loss.backward()
         opt_g.step()
         with torch.no_grad():
             for e, p in zip(ema.parameters(), gen.parameters(), strict=True):
                 e.lerp_(p, 1 - min(0.999, (1 + step) / (10 + step)))
-            for e, b in zip(ema.buffers(), gen.buffers(), strict=True):
-                e.copy_(b)
+            for buffer, source in zip(ema.buffers(), gen.buffers(), strict=True):
+                buffer.copy_(source)
         bar.update(1)
         bar.set_postfix(d=f"{d_loss.item():.3f}", g=f"{g_loss.item():.3f}")
         if step % 25 == 0:
