@@ -102,8 +102,8 @@ def vocabulary_words(texts: Iterable[str]) -> list[str]:
     return caption_words([*texts, *extra])
 
 
-def build_tokenizer(words: Sequence[str], folder: Path) -> Any:
-    """A CLIPTokenizer saved in ``folder`` (vocab.json + merges.txt) that reads each word of ``words`` as few
+def build_tokenizer(words: Sequence[str], folder: Path | None) -> Any:
+    """A CLIPTokenizer (saved in ``folder`` unless None) that reads each word of ``words`` as few
     tokens. Vocabulary: every byte (alone and as a word end), then every merge result, so nothing is <unk>."""
     from transformers import CLIPTokenizer
 
@@ -132,8 +132,9 @@ def build_tokenizer(words: Sequence[str], folder: Path) -> Any:
         model_max_length=MAX_TOKENS,
         pad_token="<|endoftext|>",
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(folder)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tokenizer.save_pretrained(folder)
     return tokenizer
 
 
@@ -384,7 +385,7 @@ def train(
 
     words = state.get("words") or vocabulary_words(r.text for r in records)
     state["words"] = words
-    tokenizer = build_tokenizer(words, out / "tokenizer")
+    tokenizer = build_tokenizer(words, out / "tokenizer" if run.main else None)
     text_encoder = new_text_encoder(len(tokenizer), tokenizer)
     unet = new_unet(latents.shape[-1])
     if "unet" in state:
