@@ -28,6 +28,8 @@ ITEM_THRESHOLD = 0.5
 
 
 class AttributeClassifier(nn.Module):
+    item_bias: torch.Tensor
+
     def __init__(self, width: int = 32) -> None:
         super().__init__()
         chans = [3, width, width * 2, width * 4, width * 8]
