@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     )
     diffusion_options: dict[str, str] = Field(
         default_factory=dict,
-        description='More diffusion settings as JSON, e.g. {"steps": "20", "loras": "chibi.safetensors@0.8"}.',
+        description='More diffusion settings as JSON, e.g. {"steps": 20, "loras": "chibi.safetensors@0.8"}.',
     )
     queue_max_total: int = Field(
         200, ge=1, description="Jobs allowed in the queue at once, all users together."
@@ -61,6 +61,15 @@ class Settings(BaseSettings):
         None, description="Serve Prometheus metrics on this port (off when unset)."
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+
+    @field_validator("diffusion_options", mode="before")
+    @classmethod
+    def _options_as_text(cls, v: object) -> object:
+        # JSON numbers and booleans ({"steps": 20, "warmup": false}) are what people write; the engine's
+        # option parser reads text and says what is wrong with a value, so hand every value on as text.
+        if isinstance(v, dict):
+            return {k: (str(x).lower() if isinstance(x, bool) else str(x)) for k, x in v.items()}
+        return v
 
     @field_validator("log_level")
     @classmethod

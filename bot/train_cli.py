@@ -79,6 +79,12 @@ def add_parsers(sub: Any) -> None:
             p.add_argument("--export", type=Path, metavar="DIR", help="where to save the finished model")
         if name == "diffusion":
             p.add_argument("--vae-steps", type=int, default=800, help="autoencoder steps first (default 800)")
+            p.add_argument(
+                "--init",
+                type=Path,
+                metavar="PIPELINE",
+                help="fine-tune this model folder (e.g. the shipped chibify-mini) instead of starting from scratch",
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,4 +142,6 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         return gan.train(args.data, args.out, **common)
     from generation.training import diffusion
 
-    return diffusion.train(args.data, args.out, vae_steps=args.vae_steps, **common)
+    if args.init is not None and not args.init.is_dir():
+        raise BadInput(f"--init {args.init}: no such model folder.", "")
+    return diffusion.train(args.data, args.out, vae_steps=args.vae_steps, init=args.init, **common)

@@ -239,11 +239,14 @@ class DiffusionConfig:
         return cls(**values)
 
     def to_options(self) -> tuple[tuple[str, Any], ...]:
-        """Plain, picklable keyword options (only the fields that differ from the defaults)."""
+        """Plain, picklable keyword options: the fields that differ from the defaults, and every field the
+        model folder's ``chibify.json`` sets (``from_options`` applies those again, so a value that was
+        overridden back to the class default must still be said)."""
         out: list[tuple[str, Any]] = []
+        folder_sets = set(model_defaults(self.model))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value == f.default:
+            if value == f.default and f.name not in folder_sets:
                 continue
             if f.name == "loras":
                 value = tuple({"path": x.path, "weight": x.weight, "name": x.name} for x in value)

@@ -354,15 +354,20 @@ def train(
     bf16: bool = True,
     seed: int = 0,
     export: Path | None = None,
+    init: Path | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a run in ``out``; returns a summary. Stops at ``steps`` or after ``max_minutes``
     (a checkpoint is written either way; run the same command again to go on). Exports the pipeline folder
-    to ``export`` (default ``out/pipeline``) when the run reaches ``steps``."""
+    to ``export`` (default ``out/pipeline``) when the run reaches ``steps``. ``init``: a pipeline folder made
+    by this module (the shipped ``chibify-mini``, say) to fine-tune instead of starting from scratch; its VAE
+    and tokenizer are kept as they are, its text encoder and UNet go on training. Read only on a new run."""
     from diffusers.training_utils import compute_snr
 
     torch.manual_seed(seed)
     run = Run.open(out, device)
     state = run.load_checkpoint() or {}
+    if not state and init is not None:
+        state = _state_from_pipeline(init, out / "tokenizer" if run.main else None, vae_steps)
     images, records = dataset.load_train(data)
     if images.shape[1] != ENGINE_DEFAULTS["resolution"]:
         log.warning(
@@ -383,9 +388,14 @@ def train(
     vae.register_to_config(scaling_factor=scaling)
     vae.requires_grad_(False)
 
-    words = state.get("words") or vocabulary_words(r.text for r in records)
-    state["words"] = words
-    tokenizer = build_tokenizer(words, out / "tokenizer" if run.main else None)
+    if state.get("tokenizer_dir"):  # fine-tuning: the initial model's tokenizer, word ids unchanged
+        from transformers import CLIPTokenizer
+
+        tokenizer = CLIPTokenizer.from_pretrained(state["tokenizer_dir"])
+    else:
+        words = state.get("words") or vocabulary_words(r.text for r in records)
+        state["words"] = words
+        tokenizer = build_tokenizer(words, out / "tokenizer" if run.main else None)
     text_encoder = new_text_encoder(len(tokenizer), tokenizer)
     unet = new_unet(latents.shape[-1])
     if "unet" in state:
@@ -495,6 +505,42 @@ def train(
         summary["exported"] = str(target)
     run.close()
     return summary
+
+
+def _state_from_pipeline(folder: Path, tokenizer_copy: Path | None, vae_steps: int) -> dict[str, Any]:
+    """A starting checkpoint from a pipeline folder made by :func:`export_pipeline` (float32 weights, the
+    VAE stage marked done, the tokenizer copied into the run so the run folder stands on its own)."""
+    from diffusers import AutoencoderTiny, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    folder = Path(folder)
+    needed = ("vae", "unet", "text_encoder", "tokenizer")
+    missing = [name for name in needed if not (folder / name).is_dir()]
+    if missing:
+        raise dataset.DatasetError(
+            f"{folder} is not a pipeline folder made by chibify train diffusion (no {', '.join(missing)})"
+        )
+    vae = AutoencoderTiny.from_pretrained(folder / "vae", torch_dtype=torch.float32)
+    if vae.config.latent_channels != LATENT_CHANNELS:
+        raise dataset.DatasetError(
+            f"{folder}: its VAE has {vae.config.latent_channels} latent channels, not {LATENT_CHANNELS}"
+        )
+    unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32)
+    text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32)
+    if tokenizer_copy is not None:
+        CLIPTokenizer.from_pretrained(folder / "tokenizer").save_pretrained(tokenizer_copy)
+    return {
+        "init_from": str(folder),
+        "tokenizer_dir": str((tokenizer_copy or folder / "tokenizer").resolve()),
+        "vae": vae.state_dict(),
+        "vae_step": vae_steps,
+        "scaling_factor": float(vae.config.scaling_factor),
+        "unet": unet.state_dict(),
+        "text_encoder": text_encoder.state_dict(),
+        "ema": unet.state_dict(),
+        "ema_text": text_encoder.state_dict(),
+        "unet_step": 0,
+    }
 
 
 def export_pipeline(pipe: Any, folder: Path, provenance: dict[str, Any]) -> None:

@@ -52,3 +52,16 @@ def test_bad_values_are_refused(
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_diffusion_options_take_plain_json_numbers_and_booleans(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # what docs/diffusion.md shows people writing: numbers and booleans, not quoted strings
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHIBIFY_DIFFUSION_OPTIONS", '{"steps": 25, "img2img_strength": 0.5, "warmup": false}')
+    s = Settings()
+    assert s.diffusion_options == {"steps": "25", "img2img_strength": "0.5", "warmup": "false"}
+    monkeypatch.setenv("CHIBIFY_DIFFUSION_OPTIONS", '["steps", 25]')
+    with pytest.raises(ValidationError):
+        Settings()

@@ -17,6 +17,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import asyncio
 import io
+import json
 import socket
 import subprocess
 import sys
@@ -170,6 +171,15 @@ def test_config_from_string_options_and_back() -> None:
         DiffusionConfig.from_options({"stepz": 3})
     with pytest.raises(DiffusionConfigError, match="scheduler"):
         DiffusionConfig(scheduler="magic")
+
+
+def test_an_override_back_to_the_class_default_survives_the_trip_to_the_worker(tmp_path: Path) -> None:
+    # the model folder says text2img; the operator asks for img2img (the class default): the worker must get it
+    (tmp_path / "chibify.json").write_text(json.dumps({"engine": {"text_mode": "text2img", "steps": 20}}))
+    assert DiffusionConfig.from_options({"model": str(tmp_path)}).text_mode == "text2img"
+    cfg = DiffusionConfig.from_options({"model": str(tmp_path), "text_mode": "img2img", "steps": "30"})
+    assert cfg.text_mode == "img2img" and cfg.steps == 30
+    assert DiffusionConfig.from_options(dict(cfg.engine_spec().options)) == cfg
 
 
 def test_importing_the_package_does_not_import_torch() -> None:

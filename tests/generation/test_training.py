@@ -188,6 +188,42 @@ def test_diffusion_run_resumes_exports_and_loads_through_the_engine_config(
     assert images.shape == (1, 64, 64, 3)
 
 
+def test_diffusion_fine_tunes_an_exported_model_keeping_its_vae_and_tokenizer(
+    renders: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from generation.training import diffusion
+
+    base = diffusion.train(renders, tmp_path / "base", steps=1, vae_steps=1, batch=4, sample_every=0)
+    base_folder = Path(base["exported"])
+    tuned = diffusion.train(
+        renders, tmp_path / "tuned", steps=2, batch=4, lr=1e-9, sample_every=0, init=base_folder
+    )
+    assert tuned["unet_step"] == 2
+    stages = {json.loads(x)["stage"] for x in (tmp_path / "tuned/loss.jsonl").read_text().splitlines()}
+    assert stages == {"unet"}, "the VAE came from the initial model, not trained again"
+    tuned_folder = Path(tuned["exported"])
+    for part in ("vae", "unet"):
+        before = load_file(next((base_folder / part).glob("*.safetensors")))
+        after = load_file(next((tuned_folder / part).glob("*.safetensors")))
+        assert before.keys() == after.keys()
+        assert all(torch.allclose(before[k].float(), after[k].float(), atol=1e-2) for k in before)
+    vocab = "tokenizer/tokenizer.json"
+    assert (base_folder / vocab).read_text() == (tuned_folder / vocab).read_text()
+    code, _, err = _run(
+        capsys, "train", "diffusion", "--data", str(renders), "--out", str(tmp_path / "x"),
+        "--init", str(tmp_path / "nowhere"),
+    )  # fmt: skip
+    assert code != 0 and "--init" in err and "no such model folder" in err
+    code, _, err = _run(
+        capsys, "train", "diffusion", "--data", str(renders), "--out", str(tmp_path / "y"),
+        "--init", str(renders),
+    )  # fmt: skip
+    assert code != 0 and "not a pipeline folder" in err
+
+
 def test_gan_run_exports_a_generator_the_engine_serves(renders: Path, tmp_path: Path) -> None:
     from generation.engines import build_engine, engine_spec
     from generation.jobs import EngineSpec, GenerationRequest
