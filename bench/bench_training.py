@@ -1,9 +1,11 @@
 """Honest evaluation of the trained models against the chibi engine (the ceiling).
 
 For N unseen random specs (drawn the way the training data was, with a seed no dataset uses), each model draws
-an image from the spec: the chibi engine renders it, the diffusion model gets the prompt the engine builds from
-it (text-to-image, through the real pipeline call), the GAN gets the spec's attributes as its condition. The
-attribute classifier then grades every image:
+an image from the spec: the chibi engine renders it; the diffusion model, through the real engine
+(`DiffusionEngine.run_batch`, the worker's call), twice: text-to-image from the prompt the engine builds from the
+spec (what the model learned alone), and img2img from the chibi render (the engine's default for a spec, what
+`CHIBIFY_ENGINE=diffusion` users get); the GAN gets the spec's attributes as its condition. The attribute
+classifier then grades every image:
 
 - conditional accuracy: how often the asked-for hair colour, hair style, expression and skin tone are what the
   classifier sees, and how many asked-for items it finds (recall) and how many it sees that were not asked
@@ -13,6 +15,7 @@ attribute classifier then grades every image:
 
     python -m bench.bench_training                       # the shipped models
     python -m bench.bench_training --diffusion RUN/pipeline --gan RUN/model --classifier RUN/model
+    python -m bench.bench_training --tune-strength 0.4,0.55,0.7   # img2img strength on 64 tuning specs
 
 Writes bench/results/training.json and an eval grid per model to docs/training/.
 """
@@ -20,6 +23,7 @@ Writes bench/results/training.json and an eval grid per model to docs/training/.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import random
 import time
@@ -28,9 +32,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from generation.chibi.engine import ChibiEngine
-from generation.diffusion.prompting import build_prompt
 from generation.spec import AvatarSpec
 from generation.training import classifier as cls
 from generation.training import dataset, gan
@@ -50,22 +54,34 @@ def chibi_images(specs: list[AvatarSpec], size: int = 64) -> np.ndarray:
     return np.stack([engine.render_rgba(s, size)[..., :3] for s in specs])
 
 
-def diffusion_images(
-    folder: Path, specs: list[AvatarSpec], steps: int, guidance: float, batch: int = 16
-) -> np.ndarray:
+def diffusion_engine(folder: Path, batch: int = 16, **overrides: Any) -> Any:
+    """The worker's diffusion engine on a model folder (its chibify.json settings, then ``overrides``)."""
     from generation.diffusion.config import DiffusionConfig
-    from generation.diffusion.loader import load_pipelines
-    from generation.training.diffusion import sample
+    from generation.diffusion.engine import DiffusionEngine
 
-    config = DiffusionConfig.from_options({"model": str(folder), "warmup": "false"})
-    pipe = load_pipelines(config).text2img
-    pipe.set_progress_bar_config(disable=True)
+    options = {"model": str(folder), "warmup": "false", "max_batch": str(batch)}
+    options.update({k: str(v) for k, v in overrides.items() if v is not None})
+    return DiffusionEngine(DiffusionConfig.from_options(options))
+
+
+def diffusion_images(engine: Any, specs: list[AvatarSpec], mode: str) -> np.ndarray:
+    """(N, 64, 64, 3): one engine batch per 16 specs, ``mode`` text2img or img2img (from the chibi render)."""
+    from generation.jobs import GenerationRequest
+
     out = []
-    for start in range(0, len(specs), batch):
-        chunk = specs[start : start + batch]
-        prompts = [build_prompt(s, style=config.style).prompt for s in chunk]
-        out.append(sample(pipe, prompts, seed=start, steps=steps, guidance=guidance))
-    return np.concatenate(out)
+    for start in range(0, len(specs), engine.max_batch):
+        requests = [
+            GenerationRequest(
+                user_key="bench", spec=s.to_json(), engine="diffusion", size=64, metadata=(("mode", mode),)
+            )
+            for s in specs[start : start + engine.max_batch]
+        ]
+        for result in engine.run_batch(requests, lambda *_: None):
+            if isinstance(result, BaseException):
+                raise result
+            picture = Image.open(io.BytesIO(result.png)).convert("RGB").resize((64, 64), Image.Resampling.BOX)
+            out.append(np.asarray(picture))
+    return np.stack(out)
 
 
 def gan_images(folder: Path, specs: list[AvatarSpec]) -> np.ndarray:
@@ -85,31 +101,50 @@ def main() -> None:
     ap.add_argument("--diffusion", type=Path, default=DIFFUSION_FOLDER)
     ap.add_argument("--gan", type=Path, default=GAN_FOLDER)
     ap.add_argument("--classifier", type=Path, default=CLASSIFIER_FOLDER)
-    ap.add_argument("--steps", type=int, default=20, help="diffusion sampling steps (default 20)")
-    ap.add_argument("--guidance", type=float, default=4.0)
+    ap.add_argument("--steps", type=int, help="diffusion sampling steps (default: the model folder's)")
+    ap.add_argument("--guidance", type=float, help="diffusion guidance (default: the model folder's)")
+    ap.add_argument(
+        "--tune-strength",
+        metavar="S,S,...",
+        help="only grade img2img at these strengths on 64 tuning specs (not the evaluation specs) and stop",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/training.json")
     ap.add_argument("--grids", type=Path, default=ROOT / "docs/training")
     args = ap.parse_args()
 
     torch.manual_seed(0)
+    model = cls.load_classifier(args.classifier)
+    overrides = {"steps": args.steps, "guidance": args.guidance}
+    if args.tune_strength:
+        tuning = eval_specs(64, "tuning")
+        for strength in [float(x) for x in args.tune_strength.split(",")]:
+            engine = diffusion_engine(args.diffusion, img2img_strength=strength, **overrides)
+            scores = cls.score(
+                model, diffusion_images(engine, tuning, "img2img"), [labels_of(s) for s in tuning]
+            )
+            print("img2img strength", strength, json.dumps(scores.accuracy()))
+        return
     specs = eval_specs(args.n, "asked")
     reference = chibi_images(eval_specs(max(args.n, 256), "reference"))
-    model = cls.load_classifier(args.classifier)
     asked = [labels_of(s) for s in specs]
     ref_features = cls.score(
         model, reference, [labels_of(s) for s in eval_specs(len(reference), "reference")]
     ).features
 
+    engine = diffusion_engine(args.diffusion, **overrides)
+    config = engine.config
     results: dict[str, Any] = {
         "n": args.n,
         "threads": torch.get_num_threads(),
-        "diffusion_steps": args.steps,
-        "guidance": args.guidance,
+        "diffusion_steps": config.steps,
+        "guidance": config.guidance,
+        "img2img_strength": config.img2img_strength,
         "models": {},
     }
     makers = {
         "chibi_engine": lambda: chibi_images(specs),
-        "diffusion": lambda: diffusion_images(args.diffusion, specs, args.steps, args.guidance),
+        "diffusion": lambda: diffusion_images(engine, specs, "text2img"),
+        "diffusion_img2img": lambda: diffusion_images(engine, specs, "img2img"),
         "gan": lambda: gan_images(args.gan, specs),
     }
     for name, make in makers.items():

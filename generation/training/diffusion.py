@@ -50,9 +50,12 @@ VAE_LR = 2e-3
 TEXT_WIDTH = 128
 LATENT_CHANNELS = 8  # 16 x 16 x 8 for 64 x 64 x 3: 6x compression keeps colours exact
 MAX_TOKENS = 77
-# What the diffusion engine should use with this model; written beside the weights as chibify.json.
+# What the diffusion engine should use with this model; written beside the weights as chibify.json. A spec's
+# avatar starts from its chibi render (img2img, the engine's own default): at 64 px this model follows the
+# render's hair, colours and items far better than the words alone (bench/bench_training.py --tune-strength).
 ENGINE_DEFAULTS: dict[str, Any] = {
-    "text_mode": "text2img",
+    "text_mode": "img2img",
+    "img2img_strength": 0.4,
     "resolution": 64,
     "steps": 20,
     "guidance": 4.0,

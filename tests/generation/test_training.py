@@ -178,7 +178,8 @@ def test_diffusion_run_resumes_exports_and_loads_through_the_engine_config(
     assert (run / "samples/step_000003.png").is_file()
     folder = run / "pipeline"
     config = DiffusionConfig.from_options({"model": str(folder)})
-    assert config.text_mode == "text2img" and config.resolution == 64  # chibify.json applies...
+    assert config.text_mode == "img2img" and config.resolution == 64  # chibify.json applies...
+    assert config.img2img_strength == diffusion.ENGINE_DEFAULTS["img2img_strength"] != 0.65
     assert (
         DiffusionConfig.from_options({"model": str(folder), "steps": "7"}).steps == 7
     )  # ...unless overridden
