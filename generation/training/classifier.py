@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from generation.training import dataset
-from generation.training.common import Run, batches, cosine_lr, progress_bar, time_is_up
+from generation.training.common import Run, batches, cosine_lr, images_tensor, progress_bar, time_is_up
 from generation.training.labels import HEADS, IGNORE, ITEMS, Labels
 
 __all__ = ["AttributeClassifier", "Scores", "frechet_distance", "load_classifier", "score", "train"]
@@ -60,10 +60,6 @@ class AttributeClassifier(nn.Module):
         return logits, f
 
 
-def _tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-
 def train(
     data: Path,
     out: Path,
@@ -100,7 +96,7 @@ def train(
     for step, idx in zip(range(steps), batches(len(images), batch, seed), strict=False):
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, steps, lr, 50)
-        x = _tensor(images[idx]).to(run.device)
+        x = images_tensor(images[idx]).to(run.device)
         # small shifts, so generated images a few pixels off still read right
         dy, dx = rng.integers(-3, 4, size=2)
         x = torch.roll(x, shifts=(int(dy), int(dx)), dims=(2, 3))
@@ -114,10 +110,7 @@ def train(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        if step % 25 == 0:
-            run.log({"step": step, "loss": round(loss.item(), 5), "seconds": round(run.elapsed(), 1)})
+        run.step_done(bar, step, 25, loss=loss.item())
         completed = step + 1
         if time_is_up(run, max_minutes):
             break
@@ -137,7 +130,7 @@ def _item_threshold(model: AttributeClassifier, images: np.ndarray, items: np.nd
     """The logit threshold with the best F1 on (a slice of) the training images: positives were weighted up
     in training, so 0 is not the right cut; the held-out split stays unseen for the report."""
     raw = np.concatenate(
-        [model(_tensor(images[i : i + 256]))[0]["items"].numpy() for i in range(0, len(images), 256)]
+        [model(images_tensor(images[i : i + 256]))[0]["items"].numpy() for i in range(0, len(images), 256)]
     )
     best, best_f1 = 0.0, -1.0
     for cut in np.arange(-1.0, 4.01, 0.25):
@@ -223,7 +216,7 @@ def score(model: AttributeClassifier, images: np.ndarray, asked: list[Labels]) -
     found = asked_n = extra = said = 0
     feats = []
     for start in range(0, len(images), 256):
-        logits, f = model(_tensor(images[start : start + 256]))
+        logits, f = model(images_tensor(images[start : start + 256]))
         feats.append(f.numpy())
         preds = {h: logits[h].argmax(dim=1).numpy() for h in HEADS}
         item_on = (torch.sigmoid(logits["items"]) > ITEM_THRESHOLD).numpy()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["Run", "cosine_lr", "grid_png", "to_uint8"]
+__all__ = ["Run", "cosine_lr", "grid_png", "images_tensor", "to_uint8"]
 
 
 def cosine_lr(step: int, total: int, base: float, warmup: int) -> float:
@@ -25,6 +25,11 @@ def cosine_lr(step: int, total: int, base: float, warmup: int) -> float:
         return base * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def images_tensor(images: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]: what every model here reads."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -119,6 +124,15 @@ class Run:
             return
         with (self.out / "loss.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
+
+    def step_done(self, bar: Any, step: int, every: int, **figures: float | str) -> None:
+        """After an optimizer step: advance the progress bar (losses shown to 4 places) and, every
+        ``every`` steps, append the figures with the step and the elapsed seconds to ``loss.jsonl``."""
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in figures.items()})
+        if step % every == 0:
+            rounded = {k: round(v, 5) if isinstance(v, float) else v for k, v in figures.items()}
+            self.log({"step": step, **rounded, "seconds": round(self.elapsed(), 1)})
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started

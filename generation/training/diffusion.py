@@ -38,6 +38,7 @@ from generation.training.common import (
     batches,
     cosine_lr,
     grid_png,
+    images_tensor,
     progress_bar,
     time_is_up,
 )
@@ -215,10 +216,6 @@ def sampling_scheduler() -> Any:
 # --- training --------------------------------------------------------------------------------------------
 
 
-def _images_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-
 def _train_vae(
     run: Run, state: dict[str, Any], images: np.ndarray, steps: int, batch: int, bf16: bool, seed: int
 ) -> Any:
@@ -242,7 +239,7 @@ def _train_vae(
         # fully convolutional: random 32 px crops (on the 4 px latent grid) teach it at a quarter of the cost
         crop = min(32, images.shape[1])
         oy, ox = (4 * random.randrange((images.shape[1] - crop) // 4 + 1) for _ in range(2))
-        x = _images_tensor(images[idx, oy : oy + crop, ox : ox + crop]).to(run.device)
+        x = images_tensor(images[idx, oy : oy + crop, ox : ox + crop]).to(run.device)
         with run.autocast(bf16):
             z, recon = model(x)
             loss = F.mse_loss(recon.float(), x) + 0.5 * F.l1_loss(recon.float(), x)
@@ -252,17 +249,7 @@ def _train_vae(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if step % 50 == 0:
-            run.log(
-                {
-                    "stage": "vae",
-                    "step": step,
-                    "loss": round(loss.item(), 5),
-                    "seconds": round(run.elapsed(), 1),
-                }
-            )
+        run.step_done(bar, step, 50, stage="vae", loss=loss.item())
         if (step + 1) % 500 == 0 or step + 1 == steps:
             state.update(vae=copy.deepcopy(vae.state_dict()), vae_opt=opt.state_dict(), vae_step=step + 1)
             run.save_checkpoint(state)
@@ -287,7 +274,7 @@ def _encode_all(vae: Any, images: np.ndarray, device: torch.device) -> torch.Ten
     vae.to(device).eval()
     out = []
     for start in range(0, len(images), 256):
-        x = _images_tensor(images[start : start + 256]).to(device)
+        x = images_tensor(images[start : start + 256]).to(device)
         out.append(vae.encode(x).latents.float().cpu())
     return torch.cat(out)
 
@@ -470,18 +457,7 @@ def train(
                 for e, p in zip(target.parameters(), source.parameters(), strict=True):
                     e.lerp_(p, 1 - decay)
         last_loss = loss.item()
-        bar.update(1)
-        bar.set_postfix(loss=f"{last_loss:.4f}")
-        if step % 25 == 0:
-            run.log(
-                {
-                    "stage": "unet",
-                    "step": step,
-                    "loss": round(last_loss, 5),
-                    "lr": opt.param_groups[0]["lr"],
-                    "seconds": round(run.elapsed(), 1),
-                }
-            )
+        run.step_done(bar, step, 25, stage="unet", loss=last_loss, lr=opt.param_groups[0]["lr"])
         if (step + 1) % checkpoint_every == 0:
             snapshot(step + 1)
         if run.main and sample_every and ((step + 1) % sample_every == 0 or step + 1 == steps):

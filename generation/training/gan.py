@@ -26,7 +26,15 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from generation.training import dataset
-from generation.training.common import Run, batches, grid_png, progress_bar, time_is_up, to_uint8
+from generation.training.common import (
+    Run,
+    batches,
+    grid_png,
+    images_tensor,
+    progress_bar,
+    time_is_up,
+    to_uint8,
+)
 from generation.training.labels import (
     HEADS,
     IGNORE,
@@ -169,7 +177,7 @@ def train(
 
     order = batches(len(images), batch, seed + done, run.rank, run.world)
     for step, idx in zip(range(done, steps), order, strict=False):
-        real = torch.from_numpy(images[idx]).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(run.device)
+        real = images_tensor(images[idx]).to(run.device)
         c = torch.from_numpy(conds[idx]).to(run.device)
         h = torch.from_numpy(heads[idx]).to(run.device)
         it = torch.from_numpy(items[idx]).to(run.device)
@@ -196,17 +204,7 @@ def train(
                 e.lerp_(p, 1 - min(0.999, (1 + step) / (10 + step)))
             for buffer, source in zip(ema.buffers(), gen.buffers(), strict=True):
                 buffer.copy_(source)
-        bar.update(1)
-        bar.set_postfix(d=f"{d_loss.item():.3f}", g=f"{g_loss.item():.3f}")
-        if step % 25 == 0:
-            run.log(
-                {
-                    "step": step,
-                    "d_loss": round(d_loss.item(), 5),
-                    "g_loss": round(g_loss.item(), 5),
-                    "seconds": round(run.elapsed(), 1),
-                }
-            )
+        run.step_done(bar, step, 25, d_loss=d_loss.item(), g_loss=g_loss.item())
         completed = step + 1
         if completed % checkpoint_every == 0:
             snapshot(completed)

@@ -18,6 +18,7 @@ from generation.chibi.engine import ChibiEngine
 from generation.spec import AvatarSpec
 from generation.training import classifier as cls
 from generation.training import dataset, gan
+from generation.training.common import images_tensor
 from generation.training.labels import HEADS, ITEMS, labels_of
 from generation.training.shipped import CLASSIFIER_FOLDER, DIFFUSION_FOLDER, GAN_FOLDER, WEIGHTS
 
@@ -114,7 +115,7 @@ def _grade(grader: cls.AttributeClassifier, made: list[dict]) -> dict[str, list]
             for m in made
         ]
     )
-    logits, _ = grader(cls._tensor(images))
+    logits, _ = grader(images_tensor(images))
     return {
         "hair_color": [HEADS["hair_color"][i] for i in logits["hair_color"].argmax(1).tolist()],
         "items": [
