@@ -21,6 +21,7 @@ __all__ = [
     "DTYPES",
     "ENGINE_TARGET",
     "FAMILIES",
+    "IP_ADAPTER_SUFFIXES",
     "SCHEDULERS",
     "STYLES",
     "TEXT_MODES",
@@ -45,6 +46,8 @@ SCHEDULERS = (
     "lcm",
 )
 STYLES = ("chibi", "flat", "painted", "none")
+IP_ADAPTER_SUFFIXES = (".safetensors", ".bin")
+_WEIGHT_LIKE_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".pkl", ".gguf", ".onnx")
 
 
 class DiffusionConfigError(ValueError):
@@ -150,6 +153,9 @@ class DiffusionConfig:
     extra_prompt: str = ""
     extra_negative: str = ""
     model_name: str = ""  # what results record as the model; default: the folder name or hub id
+    ip_adapter: str = ""  # IP-Adapter weights (.safetensors/.bin file or a folder holding one) for selfies
+    ip_adapter_encoder: str = ""  # its CLIP image encoder folder; default: image_encoder/ next to the weights
+    ip_adapter_scale: float = 0.6  # how strongly the selfie photo steers the picture (0..2)
     batch_buckets: tuple[int, ...] = field(default=(1, 2, 4, 8))
 
     def __post_init__(self) -> None:
@@ -183,6 +189,22 @@ class DiffusionConfig:
             )
         if self.mask_grow < 0:
             raise DiffusionConfigError("mask_grow must not be negative")
+        if not 0.0 <= self.ip_adapter_scale <= 2.0:
+            raise DiffusionConfigError(
+                f"ip_adapter_scale must be between 0 and 2, not {self.ip_adapter_scale} (0.5-0.8 is usual)"
+            )
+        if self.ip_adapter_encoder.strip() and not self.ip_adapter.strip():
+            raise DiffusionConfigError(
+                "ip_adapter_encoder is set but ip_adapter is not: set ip_adapter to the IP-Adapter weights "
+                "(e.g. /models/ip-adapter/ip-adapter_sd15.safetensors), or clear ip_adapter_encoder"
+            )
+        if self.ip_adapter.strip():
+            suffix = Path(self.ip_adapter.strip()).suffix.lower()
+            if suffix in _WEIGHT_LIKE_SUFFIXES and suffix not in IP_ADAPTER_SUFFIXES:
+                raise DiffusionConfigError(
+                    f"ip_adapter {self.ip_adapter!r}: IP-Adapter weights are read from .safetensors or .bin "
+                    f"files (diffusers load_ip_adapter format), not {suffix}"
+                )
         if (
             not self.batch_buckets
             or sorted(set(self.batch_buckets)) != list(self.batch_buckets)

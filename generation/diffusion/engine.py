@@ -3,11 +3,12 @@
 One request becomes one of three modes:
 
 * ``text2img`` -- the spec's prompt alone (``text_mode="text2img"``, or request metadata ``mode=text2img``);
-* ``img2img``  -- from the chibi engine's render of the spec (the default), or from ``init_image`` (a selfie);
+* ``img2img``  -- from the chibi engine's render of the spec (the default), or from ``init_image`` (a selfie;
+  with an IP-Adapter configured, the same photo also steers the picture through the adapter);
 * ``inpaint``  -- an edit (``kind="edit"`` with ``parent_spec``): only the chibi engine's
   ``region_for_change(old, new)`` is repainted, from the parent picture, with the same seed.
 
-Compatible requests (same mode, size, steps and strength) run in one pipeline call with one
+Compatible requests (same mode, size, steps, strength and IP-Adapter use) run in one pipeline call with one
 ``torch.Generator`` per request, so each picture depends on its own seed only, never on its batch-mates.
 A CUDA out-of-memory error halves the batch size and retries once; other failures fail only their jobs.
 """
@@ -19,7 +20,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,7 @@ __all__ = ["Cancelled", "DiffusionEngine", "OutOfMemory", "Prepared"]
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, int], None]
+GroupKey = tuple[str, int, int, float, bool]
 MAX_INIT_PIXELS = 40_000_000
 MODES = ("text2img", "img2img", "inpaint")
 
@@ -71,9 +74,12 @@ class Prepared:
     init: np.ndarray | None = None  # H x W x 3 uint8 at ``resolution``
     mask: np.ndarray | None = None  # H x W bool (inpaint: what may change)
     base: np.ndarray | None = None  # inpaint: the picture whose unmasked pixels are kept
+    ip_image: np.ndarray | None = None  # selfie with an IP-Adapter loaded: the photo the adapter reads
 
-    def group_key(self) -> tuple[str, int, int, float]:
-        return (self.mode, self.resolution, self.steps, self.strength)
+    def group_key(self) -> GroupKey:
+        # A call runs the IP-Adapter at one scale for all its pictures: selfies (the configured scale) and
+        # the rest (scale 0) never share one.
+        return (self.mode, self.resolution, self.steps, self.strength, self.ip_image is not None)
 
 
 class DiffusionEngine:
@@ -104,6 +110,7 @@ class DiffusionEngine:
         self.max_batch = self.config.max_batch
         self._cancel = threading.Event()
         self._chibi: Any = None
+        self._ip_scale: float | None = None  # the scale the IP-Adapter's processors hold now
         self.model = self.config.display_model
         if self.config.warmup:
             self.warmup()
@@ -120,10 +127,11 @@ class DiffusionEngine:
         started = time.perf_counter()
         res = self.config.resolution or (64 if self.pipes.device.type == "cpu" else self._native())
         sizes = [b for b in self.config.batch_buckets if b <= self.max_batch] if self.config.compile else [1]
+        pipe = self.pipes.text2img
         for batch in sizes or [1]:
-            self._invoke(
-                self.pipes.text2img,
-                {
+            # With an IP-Adapter: once without it (text jobs) and once with a blank photo (selfies).
+            for ip_images in [None, [_BLANK] * batch] if self.pipes.ip_adapter else [None]:
+                call: dict[str, Any] = {
                     "prompt": ["chibi"] * batch,
                     "negative_prompt": [""] * batch if self.config.guidance > 1 else None,
                     "num_inference_steps": 2,
@@ -132,8 +140,11 @@ class DiffusionEngine:
                     "width": res,
                     "generator": [torch.Generator("cpu").manual_seed(0) for _ in range(batch)],
                     "output_type": "np",
-                },
-            )
+                }
+                if self.pipes.ip_adapter:
+                    call["ip_adapter_image_embeds"] = self._ip_embeds(pipe, ip_images, batch)
+                    self._set_ip_scale(self.config.ip_adapter_scale if ip_images else 0.0)
+                self._invoke(pipe, call)
         log.info("diffusion warm-up done in %.1f s", time.perf_counter() - started)
 
     def _native(self) -> int:
@@ -146,7 +157,7 @@ class DiffusionEngine:
     ) -> list[GenerationResult | BaseException]:
         self._cancel.clear()
         results: list[GenerationResult | BaseException | None] = [None] * len(requests)
-        groups: dict[tuple[str, int, int, float], list[Prepared]] = {}
+        groups: dict[GroupKey, list[Prepared]] = {}
         for index, request in enumerate(requests):
             started = time.perf_counter()
             try:
@@ -213,6 +224,8 @@ class DiffusionEngine:
             if request.init_image:
                 job.init = _decode(request.init_image, res)
                 job.strength = cfg.selfie_strength
+                if self.pipes.ip_adapter:
+                    job.ip_image = job.init  # the centre-cropped photo; the encoder resizes it to its input
             else:
                 job.init = self._render(spec, res)
                 job.strength = cfg.img2img_strength
@@ -360,6 +373,12 @@ class DiffusionEngine:
                 height=first.resolution,
                 width=first.resolution,
             )
+        if self.pipes.ip_adapter:
+            # Once loaded, the adapter needs image embeds in every call. A selfie gets its photo's; any other
+            # job gets zeros at scale 0, which skips the adapter's attention altogether (no effect at all).
+            photos = [j.ip_image for j in padded if j.ip_image is not None]
+            call["ip_adapter_image_embeds"] = self._ip_embeds(pipe, photos or None, len(padded))
+            self._set_ip_scale(cfg.ip_adapter_scale if photos else 0.0)
         output = self._invoke(pipe, call)
         images = np.asarray(output.images)
         if images.dtype != np.uint8:
@@ -370,8 +389,35 @@ class DiffusionEngine:
 
     def _invoke(self, pipe: Any, call: dict[str, Any]) -> Any:
         """The one place a pipeline is called (tests replace it to simulate an out-of-memory error)."""
-        with torch.inference_mode():
+        with torch.inference_mode(), _per_item_ip_embeds(pipe, call.get("ip_adapter_image_embeds")):
             return pipe(**call)
+
+    # --- IP-Adapter ---------------------------------------------------------------------------------------
+
+    def _cfg_on(self, pipe: Any) -> bool:
+        """Whether the pipeline will run classifier-free guidance (its own rule: no CFG for a guidance-embedded
+        UNet such as LCM's)."""
+        return self.config.guidance > 1 and getattr(pipe.unet.config, "time_cond_proj_dim", None) is None
+
+    def _ip_embeds(self, pipe: Any, photos: Sequence[np.ndarray] | None, batch: int) -> list[torch.Tensor]:
+        """``ip_adapter_image_embeds`` for one call, one entry per batch item: ``[negatives; positives]``
+        (batch x 1 image x ...) under CFG, else the positives. ``photos=None``: the neutral zeros."""
+        neutral = self.pipes.ip_neutral
+        assert neutral is not None
+        if photos is None:
+            positive = negative = neutral.expand(batch, *neutral.shape[1:])
+        else:
+            images = [Image.fromarray(p) for p in photos]
+            with torch.inference_mode():
+                embeds, uncond = pipe.encode_image(images, self.pipes.device, 1, self.pipes.ip_hidden_states)
+            positive, negative = embeds.unsqueeze(1), uncond.unsqueeze(1)
+        return [torch.cat([negative, positive]) if self._cfg_on(pipe) else positive]
+
+    def _set_ip_scale(self, scale: float) -> None:
+        """The adapter's scale lives in the shared UNet's attention processors; set it for the next call."""
+        if self._ip_scale != scale:
+            self.pipes.text2img.set_ip_adapter_scale(scale)
+            self._ip_scale = scale
 
     # --- results ----------------------------------------------------------------------------------------------
 
@@ -407,6 +453,8 @@ class DiffusionEngine:
             fields.append(f"Denoising strength: {job.strength:g}")
         if cfg.loras:
             fields.append("LoRA: " + ", ".join(f"{x.adapter_name}:{x.weight:g}" for x in cfg.loras))
+        if job.ip_image is not None:
+            fields.append(f"IP-Adapter: {self.pipes.ip_adapter}:{cfg.ip_adapter_scale:g}")
         fields.append("Engine: diffusion")
         return f"{job.prompt}\nNegative prompt: {job.negative}\n" + ", ".join(fields)
 
@@ -428,6 +476,46 @@ class DiffusionEngine:
             spec=job.request.spec,
             run_s=run_s,
         )
+
+
+# --- IP-Adapter: one photo per batch item -----------------------------------------------------------------
+
+_BLANK = np.full((224, 224, 3), 127, dtype=np.uint8)
+
+
+@contextmanager
+def _per_item_ip_embeds(pipe: Any, embeds: list[torch.Tensor] | None) -> Iterator[None]:
+    """Hand ``embeds`` (one entry per batch item, ``[negatives; positives]`` under CFG) to the UNet as they are.
+
+    diffusers (0.42) treats ``ip_adapter_image_embeds`` as the image(s) for *every* prompt: it tiles them
+    ``batch`` times (``prepare_ip_adapter_image_embeds(..., batch_size * num_images_per_prompt, ...)``), so a
+    batch of selfies would each see every photo. For the duration of one call, the pipeline's own preparation
+    is replaced by one that returns the per-item embeds unchanged (after checking that the pipeline agrees on
+    classifier-free guidance, which decides their layout)."""
+    if embeds is None:
+        yield
+        return
+
+    def prepare(
+        ip_adapter_image: Any,
+        ip_adapter_image_embeds: Any,
+        device: torch.device,
+        num_images_per_prompt: int,
+        do_classifier_free_guidance: bool,
+    ) -> list[torch.Tensor]:
+        rows = num_images_per_prompt * (2 if do_classifier_free_guidance else 1)
+        if any(e.shape[0] != rows for e in ip_adapter_image_embeds):
+            raise RuntimeError(
+                f"IP-Adapter embeds for {embeds[0].shape[0]} rows, the pipeline runs {rows} "
+                f"(classifier-free guidance {'on' if do_classifier_free_guidance else 'off'})"
+            )
+        return [e.to(device) for e in ip_adapter_image_embeds]
+
+    pipe.prepare_ip_adapter_image_embeds = prepare  # an instance attribute: shadows the class's method
+    try:
+        yield
+    finally:
+        del pipe.prepare_ip_adapter_image_embeds
 
 
 # --- pixels -------------------------------------------------------------------------------------------------

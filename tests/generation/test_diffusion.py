@@ -4,8 +4,8 @@ A tiny SD1.5-class model (and an SDXL-class one) is built from configs with rand
 folder, then loaded through ``DiffusionConfig(model=<folder>)`` exactly as a user's model folder would be.
 Random weights paint noise, so the tests assert what the engine controls: which pipeline ran with which
 inputs (init picture, mask, strength, seeds), that pixels outside an edit's mask are the parent's, that a
-picture depends on its own seed only (alone or in a batch), that a LoRA changes the output, and that
-failures stay with their jobs.
+picture depends on its own seed only (alone or in a batch), that a LoRA or an IP-Adapter changes the output
+(and that an IP-Adapter changes nothing for jobs without a photo), and that failures stay with their jobs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import asyncio
 import io
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,7 +29,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from diffusers import UNet2DConditionModel
 from PIL import Image
+from safetensors.torch import save_file
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from generation.chibi import ChibiEngine
 from generation.diffusion import DiffusionConfig, DiffusionConfigError, LoraSpec, build_prompt
@@ -42,6 +46,84 @@ from tests.generation.tiny_pipes import save_tiny_lora, save_tiny_pipeline, save
 
 SIZE = 64
 STEPS = 3
+IP_EMBED_DIM = 16  # the tiny image encoder's projection size
+
+
+# --- a tiny IP-Adapter ----------------------------------------------------------------------------------------
+
+
+def save_tiny_image_encoder(folder: Path, projection_dim: int = IP_EMBED_DIM, seed: int = 3) -> Path:
+    """A tiny CLIP image encoder (CLIPVisionModelWithProjection), saved the way h94/IP-Adapter ships one."""
+    torch.manual_seed(seed)
+    config = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        image_size=32,
+        patch_size=8,
+        projection_dim=projection_dim,
+    )
+    CLIPVisionModelWithProjection(config).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def tiny_ip_adapter_state(model_folder: Path, seed: int = 2) -> dict[str, dict[str, torch.Tensor]]:
+    """IP-Adapter weights for the tiny UNet, in the layout diffusers' ``load_ip_adapter`` reads.
+
+    ``image_proj``: ``proj`` maps one image embed to 4 tokens of the UNet's cross-attention width, then
+    ``norm`` (diffusers' ``ImageProjection``). ``ip_adapter``: for each cross-attention layer (``attn2``), in
+    the UNet's ``attn_processors`` order, numbered 1, 3, 5, ...: ``to_k_ip`` and ``to_v_ip``, mapping the image
+    tokens to that block's width (``_convert_ip_adapter_attn_to_diffusers``)."""
+    unet = UNet2DConditionModel.from_pretrained(model_folder, subfolder="unet")
+    cross = int(unet.config.cross_attention_dim)
+    channels = list(unet.config.block_out_channels)
+    torch.manual_seed(seed)
+    image_proj = {
+        "proj.weight": torch.randn(4 * cross, IP_EMBED_DIM),
+        "proj.bias": torch.randn(4 * cross) * 0.1,
+        "norm.weight": torch.ones(cross),
+        "norm.bias": torch.zeros(cross),
+    }
+    ip_adapter: dict[str, torch.Tensor] = {}
+    key_id = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue  # self-attention: the adapter adds nothing there
+        if name.startswith("mid_block"):
+            width = channels[-1]
+        elif name.startswith("up_blocks"):
+            width = channels[::-1][int(name.split(".")[1])]
+        else:
+            width = channels[int(name.split(".")[1])]
+        ip_adapter[f"{key_id}.to_k_ip.weight"] = torch.randn(width, cross)
+        ip_adapter[f"{key_id}.to_v_ip.weight"] = torch.randn(width, cross)
+        key_id += 2
+    return {"image_proj": image_proj, "ip_adapter": ip_adapter}
+
+
+def save_tiny_ip_adapter(model_folder: Path, folder: Path, *, as_bin: bool = False) -> Path:
+    """``folder/ip-adapter_tiny.safetensors`` (keys prefixed ``image_proj.`` / ``ip_adapter.``) or ``.bin`` (the
+    two-part dict), with its image encoder in ``folder/image_encoder``; returns the weights file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_tiny_image_encoder(folder / "image_encoder")
+    state = tiny_ip_adapter_state(model_folder)
+    if as_bin:
+        torch.save(state, folder / "ip-adapter_tiny.bin")
+        return folder / "ip-adapter_tiny.bin"
+    flat = {f"{part}.{key}": value for part, tensors in state.items() for key, value in tensors.items()}
+    save_file(flat, str(folder / "ip-adapter_tiny.safetensors"))
+    return folder / "ip-adapter_tiny.safetensors"
+
+
+def photo_png(hue: int) -> bytes:
+    """A small face-crop stand-in: a coloured square on a coloured ground."""
+    picture = np.zeros((80, 72, 3), np.uint8)
+    picture[..., 0] = hue
+    picture[20:60, 16:56, 1] = 255 - hue
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------
@@ -80,6 +162,27 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def engine(models: dict[str, Path]) -> DiffusionEngine:
     return DiffusionEngine(DiffusionConfig(model=str(models["sd15"]), steps=STEPS, guidance=5.0))
+
+
+@pytest.fixture(scope="module")
+def ip_adapter(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ip-adapter")
+    weights = save_tiny_ip_adapter(models["sd15"], root / "sd15")
+    as_bin = save_tiny_ip_adapter(models["sd15"], root / "sd15-bin", as_bin=True)
+    return {"weights": weights, "encoder": weights.parent / "image_encoder", "bin_folder": as_bin.parent}
+
+
+@pytest.fixture(scope="module")
+def ip_engine(models: dict[str, Path], ip_adapter: dict[str, Path]) -> DiffusionEngine:
+    """The same model as ``engine``, with the tiny IP-Adapter, configured as an operator would (strings)."""
+    options = {
+        "model": str(models["sd15"]),
+        "steps": str(STEPS),
+        "guidance": "5",
+        "ip_adapter": str(ip_adapter["weights"]),
+        "ip_adapter_encoder": str(ip_adapter["encoder"]),
+    }
+    return DiffusionEngine(DiffusionConfig.from_options(options))
 
 
 @pytest.fixture
@@ -159,9 +262,15 @@ def test_config_from_string_options_and_back() -> None:
             "guidance": "0",
             "allow_download": "no",
             "loras": "/l/a.safetensors@0.7;/l/b",
+            "ip_adapter": "/ip/models/ip-adapter_sd15.safetensors",
+            "ip_adapter_encoder": "/ip/models/image_encoder",
+            "ip_adapter_scale": "0.7",
         }
     )
     assert cfg.steps == 4 and cfg.guidance == 0.0 and not cfg.allow_download
+    assert cfg.ip_adapter == "/ip/models/ip-adapter_sd15.safetensors" and cfg.ip_adapter_scale == 0.7
+    assert cfg.ip_adapter_encoder == "/ip/models/image_encoder"
+    assert DiffusionConfig().ip_adapter == "" and DiffusionConfig().ip_adapter_scale == 0.6
     assert cfg.loras == (LoraSpec("/l/a.safetensors", 0.7), LoraSpec("/l/b", 1.0))
     assert cfg.loras[0].adapter_name == "a"
     spec_ = cfg.engine_spec()
@@ -171,6 +280,14 @@ def test_config_from_string_options_and_back() -> None:
         DiffusionConfig.from_options({"stepz": 3})
     with pytest.raises(DiffusionConfigError, match="scheduler"):
         DiffusionConfig(scheduler="magic")
+    with pytest.raises(DiffusionConfigError, match="ip_adapter_scale must be between 0 and 2"):
+        DiffusionConfig.from_options({"ip_adapter": "/ip/a.safetensors", "ip_adapter_scale": "3"})
+    with pytest.raises(DiffusionConfigError, match="ip_adapter_scale must be a number, not 'strong'"):
+        DiffusionConfig.from_options({"ip_adapter_scale": "strong"})
+    with pytest.raises(DiffusionConfigError, match="ip_adapter_encoder is set but ip_adapter is not"):
+        DiffusionConfig(ip_adapter_encoder="/ip/models/image_encoder")
+    with pytest.raises(DiffusionConfigError, match=r"\.safetensors or \.bin files .*not \.ckpt"):
+        DiffusionConfig(ip_adapter="/ip/ip-adapter.ckpt")
 
 
 def test_an_override_back_to_the_class_default_survives_the_trip_to_the_worker(tmp_path: Path) -> None:
@@ -420,6 +537,145 @@ def test_sdxl_class_model_with_a_tiny_vae(models: dict[str, Path]) -> None:
     )
     assert all(isinstance(r, GenerationResult) and r.model == "tiny-sdxl" for r in results), results
     assert type(xl.pipes.inpaint).__name__ == "StableDiffusionXLInpaintPipeline"
+
+
+# --- IP-Adapter (selfies) -------------------------------------------------------------------------------------
+
+
+def test_an_ip_adapter_loads_through_the_real_loader_and_steers_selfies(
+    models: dict[str, Path],
+    ip_adapter: dict[str, Path],
+    engine: DiffusionEngine,
+    ip_engine: DiffusionEngine,
+    calls: list[dict[str, Any]],
+) -> None:
+    pipes = ip_engine.pipes
+    assert pipes.ip_adapter == "ip-adapter_tiny"
+    # from_pipe shares the encoder; the adapter's processors survived the switch to SDPA.
+    assert pipes.img2img.image_encoder is pipes.text2img.image_encoder is pipes.inpaint.image_encoder
+    assert pipes.img2img.feature_extractor is pipes.text2img.feature_extractor
+    kinds = {type(p).__name__ for p in pipes.text2img.unet.attn_processors.values()}
+    assert kinds == {"AttnProcessor2_0", "IPAdapterAttnProcessor2_0"}
+
+    selfie = req(spec(120), kind="selfie", init_image=photo_png(200))
+    first, again = run(ip_engine, selfie), run(ip_engine, selfie)
+    assert isinstance(first[0], GenerationResult) and isinstance(again[0], GenerationResult)
+    assert first[0].png == again[0].png  # deterministic with the seed, byte for byte
+    [call, _] = calls
+    assert call["pipeline"] == "StableDiffusionImg2ImgPipeline" and call["strength"] == 0.6
+    [embeds] = call["ip_adapter_image_embeds"]
+    assert embeds.shape == (2, 1, IP_EMBED_DIM)  # [negative; positive] for one picture (CFG)
+    assert not embeds[0].any() and embeds[1].abs().sum() > 0  # zero negative, the photo's positive
+    params = Image.open(io.BytesIO(first[0].png)).text["parameters"]
+    assert "Mode: img2img, Denoising strength: 0.6, IP-Adapter: ip-adapter_tiny:0.6, Engine" in params
+
+    # The same job at scale 0 (a .bin adapter in a folder, its encoder found next to it): the adapter is
+    # loaded but has no say, so the picture differs from the one at 0.6 and equals the one without adapter.
+    zero = DiffusionEngine(
+        DiffusionConfig.from_options(
+            {
+                "model": str(models["sd15"]),
+                "steps": STEPS,
+                "guidance": 5.0,
+                "warmup": False,
+                "ip_adapter": str(ip_adapter["bin_folder"]),
+                "ip_adapter_scale": 0,
+            }
+        )
+    )
+    assert zero.pipes.ip_adapter == "ip-adapter_tiny"
+    at_zero = pixels(run(zero, selfie)[0])
+    assert np.abs(pixels(first[0]) - at_zero).mean() > 2.0  # the adapter is used
+    assert np.array_equal(at_zero, pixels(run(engine, selfie)[0]))
+
+
+def test_with_an_ip_adapter_text_jobs_are_unchanged_and_batch_beside_selfies(
+    engine: DiffusionEngine, ip_engine: DiffusionEngine, calls: list[dict[str, Any]]
+) -> None:
+    old = spec(131)
+    requests = [
+        req(spec(130), kind="selfie", init_image=photo_png(200)),
+        req(spec(132), metadata=(("mode", "text2img"),)),
+        req(spec(133)),  # img2img from the chibi render
+        req(spec(134), kind="selfie", init_image=photo_png(30)),
+        req(old.with_item("crown"), kind="edit", parent_spec=old.to_json()),
+    ]
+    mixed = run(ip_engine, *requests)
+    assert all(isinstance(r, GenerationResult) for r in mixed), mixed
+    # The two selfies share one call, one photo each; each other job has its own call, with zero embeds.
+    by_size = sorted(calls, key=lambda c: len(c["prompt"]))
+    assert [len(c["prompt"]) for c in by_size] == [1, 1, 1, 2]
+    selfies = by_size[-1]
+    assert [g.initial_seed() for g in selfies["generator"]] == [130, 134]
+    [embeds] = selfies["ip_adapter_image_embeds"]
+    assert embeds.shape == (4, 1, IP_EMBED_DIM) and not torch.equal(embeds[2], embeds[3])
+    for call in by_size[:-1]:
+        assert not call["ip_adapter_image_embeds"][0].any()
+
+    # A job without a photo gets exactly the picture the engine without the adapter gives: at scale 0 the
+    # adapter's attention is skipped, so the maths is the same, bit for bit.
+    plain = run(engine, *requests)
+    for index in (1, 2, 4):
+        result = mixed[index]
+        assert isinstance(result, GenerationResult)
+        assert np.array_equal(pixels(result), pixels(plain[index])), index
+        assert "IP-Adapter" not in Image.open(io.BytesIO(result.png)).text["parameters"]
+    # Each selfie gets its own photo, not its batch-mate's: batched as alone (float noise at most).
+    for index in (0, 3):
+        [alone] = run(ip_engine, requests[index])
+        assert np.abs(pixels(mixed[index]) - pixels(alone)).max() <= 2, index
+    assert np.abs(pixels(mixed[0]) - pixels(mixed[3])).mean() > 2.0
+
+
+def test_an_sdxl_class_model_takes_an_ip_adapter_without_cfg(models: dict[str, Path], tmp_path: Path) -> None:
+    weights = save_tiny_ip_adapter(models["sdxl"], tmp_path / "xl")
+    xl = DiffusionEngine(
+        DiffusionConfig(
+            model=str(models["sdxl"]), steps=2, guidance=0.0, warmup=False, ip_adapter=str(weights)
+        )
+    )
+    selfies = [req(spec(140 + i), kind="selfie", init_image=photo_png(60 + 120 * i)) for i in range(2)]
+    text = req(spec(142), metadata=(("mode", "text2img"),))
+    mixed = run(xl, *selfies, text)
+    assert all(isinstance(r, GenerationResult) for r in mixed), mixed
+    for index, request in enumerate(selfies):
+        assert np.abs(pixels(mixed[index]) - pixels(run(xl, request)[0])).max() <= 2
+
+
+def test_bad_ip_adapter_settings_are_clear_errors(
+    models: dict[str, Path], ip_adapter: dict[str, Path], tmp_path: Path
+) -> None:
+    def load(**options: Any) -> None:
+        DiffusionEngine(
+            DiffusionConfig.from_options({"model": str(models["sd15"]), "warmup": False, **options})
+        )
+
+    with pytest.raises(DiffusionConfigError, match="ip_adapter_scale must be between 0 and 2, not 3"):
+        load(ip_adapter=str(ip_adapter["weights"]), ip_adapter_scale=3)
+    missing = tmp_path / "ip-adapter_sd15.safetensors"
+    with pytest.raises(DiffusionConfigError, match=r"IP-Adapter weights .* do not exist: set ip_adapter"):
+        load(ip_adapter=str(missing))
+    with pytest.raises(DiffusionConfigError, match=r"downloading is off.*allow_download=true"):
+        load(ip_adapter="h94/IP-Adapter/models/ip-adapter_sd15.safetensors")
+    with pytest.raises(DiffusionConfigError, match="is not an IP-Adapter weights file"):
+        load(ip_adapter=str(models["lora"]))  # a LoRA is not an IP-Adapter
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(ip_adapter["weights"], alone / "ip-adapter_tiny.safetensors")
+    with pytest.raises(DiffusionConfigError, match="no image encoder next to the IP-Adapter weights"):
+        load(ip_adapter=str(alone))
+    with pytest.raises(DiffusionConfigError, match=r"image encoder folder .* does not exist"):
+        load(ip_adapter=str(alone), ip_adapter_encoder=str(tmp_path / "image_encoder"))
+    shutil.copy(ip_adapter["weights"], alone / "ip-adapter_other.safetensors")
+    with pytest.raises(DiffusionConfigError, match="several weight files"):
+        load(ip_adapter=str(alone))
+    wrong_encoder = save_tiny_image_encoder(tmp_path / "wide_encoder", projection_dim=24)
+    with pytest.raises(DiffusionConfigError, match="do not fit its image encoder"):
+        load(ip_adapter=str(ip_adapter["weights"]), ip_adapter_encoder=str(wrong_encoder))
+    with pytest.raises(DiffusionConfigError, match=r"cannot be loaded into this sdxl model.*made for SDXL"):
+        DiffusionEngine(
+            DiffusionConfig(model=str(models["sdxl"]), warmup=False, ip_adapter=str(ip_adapter["weights"]))
+        )
 
 
 # --- in the real worker process --------------------------------------------------------------------------------
