@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("photo", type=Path, help="JPEG, PNG, WebP, GIF, BMP or TIFF, up to 10 MB")
     user_opt(s)
     s.add_argument("--prompt", default="", help='changes on top, e.g. "add cat ears"')
+    s.add_argument("--engine", choices=("chibi", "diffusion", "gan"), help="engine (default: CHIBIFY_ENGINE)")
     out_opts(s)
 
     e = sub.add_parser("edit", help="change an avatar, keeping the character (makes a new avatar)")

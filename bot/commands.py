@@ -52,7 +52,7 @@ async def _avatar(studio: Studio, actor: Actor, args: argparse.Namespace) -> int
 
 async def _selfie(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
     photo = _read_photo(args.photo)
-    pending = await studio.submit_selfie(actor, photo, prompt=args.prompt)
+    pending = await studio.submit_selfie(actor, photo, prompt=args.prompt, engine=args.engine)
     pending.notes.append("Your photo was analysed in memory and not kept.")
     return await _finish(studio, pending, args)
 

@@ -291,7 +291,13 @@ class Studio:
         return Pending(handles, owner_id, parse=parsed)
 
     async def submit_selfie(
-        self, actor: Actor, photo: bytes, *, prompt: str = "", deliver: dict[str, Any] | None = None
+        self,
+        actor: Actor,
+        photo: bytes,
+        *,
+        prompt: str = "",
+        engine: str | None = None,
+        deliver: dict[str, Any] | None = None,
     ) -> Pending:
         """/chibify: photo -> face analysis -> spec -> avatar. The photo is processed in memory, never kept."""
         if prompt:
@@ -308,7 +314,7 @@ class Studio:
             raise BadInput(str(exc)) from None
         base = AvatarSpec(seed=_new_seed())
         owner_id, handles = await self._submit(
-            actor, [base], prompt=prompt, kind="selfie", engine="chibi", deliver=deliver, init_image=photo
+            actor, [base], prompt=prompt, kind="selfie", engine=engine, deliver=deliver, init_image=photo
         )
         return Pending(handles, owner_id, kind="selfie")
 

@@ -125,12 +125,18 @@ class ChibiAdapter:
     @staticmethod
     def selfie_spec(request: GenerationRequest, seed: int) -> Any:
         """Analyse the photo in memory (it is never written anywhere) and merge the user's prompt over it."""
-        from generation.face import analyze, chibify_spec
+        return ChibiAdapter.selfie(request, seed)[0]
+
+    @staticmethod
+    def selfie(request: GenerationRequest, seed: int) -> tuple[Any, Any, Any]:
+        """(spec with the user's prompt merged over it, decoded photo, face analysis), all in memory."""
+        from generation.face import analyze_photo, chibify_spec, decode_photo
 
         assert request.init_image is not None
         index = request.meta("face_index")
-        analysis = analyze(request.init_image, face_index=int(index) if index else None, seed=seed)
-        return chibify_spec(analysis, request.prompt)
+        photo = decode_photo(request.init_image)
+        analysis = analyze_photo(photo, face_index=int(index) if index else None, seed=seed)
+        return chibify_spec(analysis, request.prompt), photo, analysis
 
 
 @lru_cache(maxsize=8)

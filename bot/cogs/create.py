@@ -202,11 +202,15 @@ class Create(commands.Cog):
         check_photo(photo, language)  # before deferring: answers at once, nothing downloaded
         await interaction.response.defer(ephemeral=True, thinking=True)
         who = await self.bot.who(interaction)
-        await self.bot.check_intake(interaction, who)
+        config = await self.bot.check_intake(interaction, who)
         data = await photo.read()
         try:
             pending = await self.bot.studio.submit_selfie(
-                who.actor, data, prompt=prompt, deliver=self.bot.deliver_info(interaction, who)
+                who.actor,
+                data,
+                prompt=prompt,
+                engine=(config or {}).get("engine"),
+                deliver=self.bot.deliver_info(interaction, who),
             )
         finally:
             del data  # the photo is not kept

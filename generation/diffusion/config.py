@@ -35,6 +35,7 @@ ENGINE_TARGET = "generation.diffusion.engine:DiffusionEngine"
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 FAMILIES = ("auto", "sd15", "sdxl")
 TEXT_MODES = ("img2img", "text2img")
+SELFIE_INITS = ("photo", "render")
 SCHEDULERS = (
     "default",
     "euler",
@@ -143,6 +144,7 @@ class DiffusionConfig:
     text_mode: str = "img2img"  # img2img from the chibi render, or plain text2img
     img2img_strength: float = 0.65
     selfie_strength: float = 0.6
+    selfie_init: str = "photo"  # a selfie starts from the head crop ("photo") or the derived spec's render
     inpaint_strength: float = 0.9
     inpaint_paste_back: bool = True
     mask_grow: int = 0  # pixels to grow the edit mask by; 0 = size / 64
@@ -170,6 +172,10 @@ class DiffusionConfig:
         if self.text_mode not in TEXT_MODES:
             raise DiffusionConfigError(
                 f"text_mode must be one of {', '.join(TEXT_MODES)}, not {self.text_mode!r}"
+            )
+        if self.selfie_init not in SELFIE_INITS:
+            raise DiffusionConfigError(
+                f"selfie_init must be one of {', '.join(SELFIE_INITS)}, not {self.selfie_init!r}"
             )
         if self.style not in STYLES:
             raise DiffusionConfigError(f"style must be one of {', '.join(STYLES)}, not {self.style!r}")

@@ -75,6 +75,7 @@ class Prepared:
     mask: np.ndarray | None = None  # H x W bool (inpaint: what may change)
     base: np.ndarray | None = None  # inpaint: the picture whose unmasked pixels are kept
     ip_image: np.ndarray | None = None  # selfie with an IP-Adapter loaded: the photo the adapter reads
+    spec: dict[str, Any] | None = None  # a selfie's spec, derived from the photo (else the request's)
 
     def group_key(self) -> GroupKey:
         # A call runs the IP-Adapter at one scale for all its pictures: selfies (the configured scale) and
@@ -185,6 +186,13 @@ class DiffusionEngine:
         if request.model and request.model not in (cfg.model, self.model):
             raise ValueError(f"model {request.model!r} is not loaded here (this worker runs {self.model!r})")
         spec = AvatarSpec.from_json(request.spec)
+        res = cfg.resolution or max(64, round(request.size / 64) * 64)
+        selfie = bool(request.init_image) and request.kind != "edit"
+        head: np.ndarray | None = None
+        if selfie:
+            # The photo decides the spec (analysed in memory, never stored), as with the chibi engine, with
+            # the user's words merged over it; the words are also appended to the prompt, as for /avatar.
+            spec, head = self._selfie(request, spec.seed, res)
         pair = build_prompt(
             spec,
             request.prompt,
@@ -192,7 +200,6 @@ class DiffusionEngine:
             extra_prompt=cfg.extra_prompt,
             extra_negative=cfg.extra_negative,
         )
-        res = cfg.resolution or max(64, round(request.size / 64) * 64)
         steps = request.steps or cfg.steps
         mode = self._mode_of(request)
         job = Prepared(
@@ -205,6 +212,7 @@ class DiffusionEngine:
             resolution=res,
             steps=steps,
             strength=1.0,
+            spec=spec.to_json() if selfie else None,
         )
         if mode == "inpaint":
             assert request.parent_spec is not None
@@ -221,17 +229,30 @@ class DiffusionEngine:
             )  # the new part, drawn by the chibi engine, as a start
             job.strength = cfg.inpaint_strength
         elif mode == "img2img":
-            if request.init_image:
-                job.init = _decode(request.init_image, res)
+            if head is not None:
+                # selfie_init="photo": from the head crop; "render": from the derived spec's chibi render
+                # (for a model that only knows chibi art). The adapter always reads the photo.
+                job.init = head if cfg.selfie_init == "photo" else self._render(spec, res)
                 job.strength = cfg.selfie_strength
                 if self.pipes.ip_adapter:
-                    job.ip_image = job.init  # the centre-cropped photo; the encoder resizes it to its input
+                    job.ip_image = head  # the encoder resizes it to its input
+            elif request.init_image:
+                job.init = _decode(request.init_image, res)
+                job.strength = cfg.selfie_strength
             else:
                 job.init = self._render(spec, res)
                 job.strength = cfg.img2img_strength
         if mode != "text2img" and int(steps * job.strength) < 1:
             job.steps = math.ceil(1 / job.strength)  # e.g. SD-Turbo at 1 step and strength 0.5 -> 2 steps
         return job
+
+    def _selfie(self, request: GenerationRequest, seed: int, res: int) -> tuple[AvatarSpec, np.ndarray]:
+        """The photo's spec (the user's prompt merged over it) and its head crop at ``res``."""
+        from generation.engines import ChibiAdapter
+        from generation.face import head_crop
+
+        spec, photo, analysis = ChibiAdapter.selfie(request, seed)
+        return spec, head_crop(photo, analysis, res)
 
     def _mode_of(self, request: GenerationRequest) -> str:
         if request.kind == "edit" and request.parent_spec is not None:
@@ -473,7 +494,7 @@ class DiffusionEngine:
             height=size,
             engine="diffusion",
             model=self.model,
-            spec=job.request.spec,
+            spec=job.spec if job.spec is not None else job.request.spec,
             run_s=run_s,
         )
 

@@ -946,6 +946,18 @@ def analyze(image_bytes: bytes, *, face_index: int | None = None, seed: int = 0)
     return analyze_photo(decode_photo(image_bytes), face_index=face_index, seed=seed)
 
 
+def head_crop(photo: DecodedPhoto, analysis: FaceAnalysis, size: int) -> NDArray[np.uint8]:
+    """The chosen face with its hair and a little of the shoulders, as a ``size`` x ``size`` square (the face
+    box grown 2.2 times, a little below centre; beyond the photo's edge its border is repeated): the start
+    of the diffusion engine's selfie img2img and the picture an IP-Adapter reads."""
+    x, y, w, h = analysis.bbox
+    side = max(8, round(2.2 * max(w, h)))
+    cx, cy = x + w / 2, y + h / 2 + 0.1 * h
+    x0, y0 = round(cx - side / 2), round(cy - side / 2)
+    square = _crop(photo.rgb, x0, y0, x0 + side, y0 + side)
+    return np.asarray(cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+
 def chibify_spec(analysis: FaceAnalysis, prompt: str = "") -> AvatarSpec:
     """The analysed spec with the user's optional prompt merged over it ("add cat ears", "pink hair")."""
     spec = analysis.spec

@@ -57,6 +57,8 @@ MAX_TOKENS = 77
 ENGINE_DEFAULTS: dict[str, Any] = {
     "text_mode": "img2img",
     "img2img_strength": 0.4,
+    "selfie_init": "render",  # it only knows chibi art: a selfie starts from its spec's render, not the photo
+    "selfie_strength": 0.4,
     "resolution": 64,
     "steps": 20,
     "guidance": 4.0,

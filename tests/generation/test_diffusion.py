@@ -116,14 +116,16 @@ def save_tiny_ip_adapter(model_folder: Path, folder: Path, *, as_bin: bool = Fal
     return folder / "ip-adapter_tiny.safetensors"
 
 
-def photo_png(hue: int) -> bytes:
-    """A small face-crop stand-in: a coloured square on a coloured ground."""
-    picture = np.zeros((80, 72, 3), np.uint8)
-    picture[..., 0] = hue
-    picture[20:60, 16:56, 1] = 255 - hue
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="PNG")
-    return buffer.getvalue()
+PHOTOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "photos"
+SELFIES = ("obama.jpg", "rose_leslie.jpg")
+
+
+def photo_png(which: int) -> bytes:
+    """A real selfie from the shared development photos (a selfie job analyses its face first)."""
+    path = PHOTOS / SELFIES[which % len(SELFIES)]
+    if not path.is_file():
+        pytest.skip("the shared test photos are not at ../shared/photos")
+    return path.read_bytes()
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------
@@ -368,18 +370,41 @@ def test_by_default_a_spec_starts_from_its_chibi_render(
     assert "Mode: img2img, Denoising strength: 0.65" in Image.open(io.BytesIO(result.png)).text["parameters"]
 
 
-def test_selfie_starts_from_the_given_picture(engine: DiffusionEngine, calls: list[dict[str, Any]]) -> None:
-    photo = np.zeros((120, 80, 3), np.uint8)
-    photo[:, :, 0] = np.linspace(0, 255, 80, dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(photo).save(buf, format="PNG")
-    [result] = run(engine, req(spec(5), kind="selfie", init_image=buf.getvalue()))
+def test_selfie_starts_from_the_head_crop_with_the_photo_derived_spec(
+    engine: DiffusionEngine, calls: list[dict[str, Any]]
+) -> None:
+    from generation.face import analyze_photo, chibify_spec, decode_photo, head_crop
+
+    photo = photo_png(0)
+    asked = req(spec(5), kind="selfie", init_image=photo, prompt="pink hair, cat ears")
+    [result] = run(engine, asked)
     assert isinstance(result, GenerationResult)
     [call] = calls
     assert call["pipeline"] == "StableDiffusionImg2ImgPipeline"
     assert call["strength"] == engine.config.selfie_strength
-    init = np.asarray(call["image"][0])
-    assert init.shape == (SIZE, SIZE, 3) and init[:, 0, 0].max() < 40 and init[:, -1, 0].min() > 215
+    decoded = decode_photo(photo)
+    analysis = analyze_photo(decoded, seed=5)
+    assert np.array_equal(np.asarray(call["image"][0]), head_crop(decoded, analysis, SIZE))
+    # the stored spec is the photo's, with the user's words merged in; the prompt is built from it
+    expected = chibify_spec(analysis, "pink hair, cat ears")
+    assert result.spec == expected.to_json() != asked.spec
+    assert result.spec["skin_tone"] == "brown" and "cat_ears" in result.spec["items"]
+    assert call["prompt"] == [build_prompt(expected, "pink hair, cat ears", style=engine.config.style).prompt]
+    assert "dark skin" in call["prompt"][0] and "pink hair" in call["prompt"][0]
+
+
+def test_selfie_can_start_from_the_render_of_its_spec(
+    models: dict[str, Path], calls: list[dict[str, Any]]
+) -> None:
+    render_engine = DiffusionEngine(
+        DiffusionConfig(model=str(models["sd15"]), steps=2, warmup=False, selfie_init="render")
+    )
+    [result] = run(render_engine, req(spec(6), kind="selfie", init_image=photo_png(1)))
+    assert isinstance(result, GenerationResult)
+    [call] = calls
+    assert np.array_equal(np.asarray(call["image"][0]), chibi_rgb(AvatarSpec.from_json(result.spec)))
+    with pytest.raises(DiffusionConfigError, match="selfie_init"):
+        DiffusionConfig(selfie_init="face")
 
 
 def test_edit_repaints_only_the_changed_region_with_the_same_seed(
@@ -483,11 +508,15 @@ def test_bad_requests_fail_alone(engine: DiffusionEngine) -> None:
     )
     other_model = req(spec(71), model="some-other-model")
     broken_photo = req(spec(72), kind="selfie", init_image=b"not a picture")
-    results = run(engine, bad_spec, good, other_model, broken_photo)
+    no_face = io.BytesIO()
+    Image.new("RGB", (200, 160), (120, 180, 220)).save(no_face, format="PNG")
+    faceless = req(spec(73), kind="selfie", init_image=no_face.getvalue())
+    results = run(engine, bad_spec, good, other_model, broken_photo, faceless)
     assert isinstance(results[1], GenerationResult)
     assert "mohawk" in str(results[0])
     assert "not loaded here" in str(results[2])
     assert isinstance(results[3], BaseException)
+    assert isinstance(results[4], BaseException) and "face" in str(results[4]).lower()
 
 
 def test_cancel_stops_between_steps(engine: DiffusionEngine) -> None:
@@ -557,7 +586,7 @@ def test_an_ip_adapter_loads_through_the_real_loader_and_steers_selfies(
     kinds = {type(p).__name__ for p in pipes.text2img.unet.attn_processors.values()}
     assert kinds == {"AttnProcessor2_0", "IPAdapterAttnProcessor2_0"}
 
-    selfie = req(spec(120), kind="selfie", init_image=photo_png(200))
+    selfie = req(spec(120), kind="selfie", init_image=photo_png(0))
     first, again = run(ip_engine, selfie), run(ip_engine, selfie)
     assert isinstance(first[0], GenerationResult) and isinstance(again[0], GenerationResult)
     assert first[0].png == again[0].png  # deterministic with the seed, byte for byte
@@ -594,10 +623,10 @@ def test_with_an_ip_adapter_text_jobs_are_unchanged_and_batch_beside_selfies(
 ) -> None:
     old = spec(131)
     requests = [
-        req(spec(130), kind="selfie", init_image=photo_png(200)),
+        req(spec(130), kind="selfie", init_image=photo_png(0)),
         req(spec(132), metadata=(("mode", "text2img"),)),
         req(spec(133)),  # img2img from the chibi render
-        req(spec(134), kind="selfie", init_image=photo_png(30)),
+        req(spec(134), kind="selfie", init_image=photo_png(1)),
         req(old.with_item("crown"), kind="edit", parent_spec=old.to_json()),
     ]
     mixed = run(ip_engine, *requests)
@@ -634,7 +663,7 @@ def test_an_sdxl_class_model_takes_an_ip_adapter_without_cfg(models: dict[str, P
             model=str(models["sdxl"]), steps=2, guidance=0.0, warmup=False, ip_adapter=str(weights)
         )
     )
-    selfies = [req(spec(140 + i), kind="selfie", init_image=photo_png(60 + 120 * i)) for i in range(2)]
+    selfies = [req(spec(140 + i), kind="selfie", init_image=photo_png(i)) for i in range(2)]
     text = req(spec(142), metadata=(("mode", "text2img"),))
     mixed = run(xl, *selfies, text)
     assert all(isinstance(r, GenerationResult) for r in mixed), mixed

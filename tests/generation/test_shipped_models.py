@@ -147,6 +147,25 @@ def test_console_diffusion_engine_uses_the_shipped_model_with_no_setting(
     assert sum(c in pinks for c in seen["hair_color"]) >= 3, seen
 
 
+def test_console_selfie_goes_to_the_configured_engine(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`chibify selfie` with CHIBIFY_ENGINE=diffusion: the worker's diffusion engine analyses the photo and
+    paints from the derived spec's render (chibify-mini's selfie_init); --engine picks another one."""
+    photo = Path(__file__).resolve().parents[2] / ".." / "shared" / "photos" / "obama.jpg"
+    if not photo.is_file():
+        pytest.skip("the shared test photos are not at ../shared/photos")
+    monkeypatch.setenv("CHIBIFY_ENGINE", "diffusion")
+    [made] = _made(capsys, "selfie", str(photo), "--prompt", "add cat ears", "--json")
+    assert made["engine"] == "diffusion" and made["kind"] == "selfie"
+    assert made["spec"]["skin_tone"] == "brown" and "cat_ears" in made["spec"]["items"]
+    with Image.open(made["image"]) as img:
+        parameters = img.info["parameters"]
+    assert "dark skin" in parameters and "cat ears" in parameters and "Mode: img2img" in parameters
+    [drawn] = _made(capsys, "selfie", str(photo), "--engine", "chibi", "--json")
+    assert drawn["engine"] == "chibi" and drawn["spec"]["skin_tone"] == "brown"
+
+
 def test_console_gan_engine_serves_prompts_and_edits(
     home: Path,
     monkeypatch: pytest.MonkeyPatch,
