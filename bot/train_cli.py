@@ -85,6 +85,13 @@ def add_parsers(sub: Any) -> None:
                 metavar="PIPELINE",
                 help="fine-tune this model folder (e.g. the shipped chibify-mini) instead of starting from scratch",
             )
+            p.add_argument(
+                "--noise-offset",
+                type=float,
+                default=0.0,
+                metavar="X",
+                help="offset noise (e.g. 0.1): lets the prompt decide overall colours such as skin (default 0)",
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,4 +151,13 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.init is not None and not args.init.is_dir():
         raise BadInput(f"--init {args.init}: no such model folder.", "")
-    return diffusion.train(args.data, args.out, vae_steps=args.vae_steps, init=args.init, **common)
+    if not 0.0 <= args.noise_offset <= 1.0:
+        raise BadInput("--noise-offset must be between 0 and 1.", "")
+    return diffusion.train(
+        args.data,
+        args.out,
+        vae_steps=args.vae_steps,
+        init=args.init,
+        noise_offset=args.noise_offset,
+        **common,
+    )

@@ -347,12 +347,17 @@ def train(
     seed: int = 0,
     export: Path | None = None,
     init: Path | None = None,
+    noise_offset: float = 0.0,
 ) -> dict[str, Any]:
     """Train (or resume) a run in ``out``; returns a summary. Stops at ``steps`` or after ``max_minutes``
     (a checkpoint is written either way; run the same command again to go on). Exports the pipeline folder
     to ``export`` (default ``out/pipeline``) when the run reaches ``steps``. ``init``: a pipeline folder made
     by this module (the shipped ``chibify-mini``, say) to fine-tune instead of starting from scratch; its VAE
-    and tokenizer are kept as they are, its text encoder and UNet go on training. Read only on a new run."""
+    and tokenizer are kept as they are, its text encoder and UNet go on training. Read only on a new run.
+    ``noise_offset``: add that much noise shared by all pixels of a channel ("offset noise"). The Stable
+    Diffusion schedule leaves a trace of the picture at the last step (terminal SNR > 0), so a model learns
+    to read an image's overall colours from it, and at sampling, from pure noise, falls back to the average
+    (here: every skin the mean brown); offset noise hides that trace, so the prompt must say the colours."""
     from diffusers.training_utils import compute_snr
 
     torch.manual_seed(seed)
@@ -441,6 +446,8 @@ def train(
             captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt"
         ).input_ids
         noise = torch.randn_like(x0)
+        if noise_offset:
+            noise = noise + noise_offset * torch.randn(x0.shape[0], x0.shape[1], 1, 1, device=x0.device)
         t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), device=run.device)
         noisy = sched.add_noise(x0, noise, t)
         with run.autocast(bf16):

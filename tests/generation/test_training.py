@@ -200,7 +200,14 @@ def test_diffusion_fine_tunes_an_exported_model_keeping_its_vae_and_tokenizer(
     base = diffusion.train(renders, tmp_path / "base", steps=1, vae_steps=1, batch=4, sample_every=0)
     base_folder = Path(base["exported"])
     tuned = diffusion.train(
-        renders, tmp_path / "tuned", steps=2, batch=4, lr=1e-9, sample_every=0, init=base_folder
+        renders,
+        tmp_path / "tuned",
+        steps=2,
+        batch=4,
+        lr=1e-9,
+        sample_every=0,
+        init=base_folder,
+        noise_offset=0.1,
     )
     assert tuned["unet_step"] == 2
     stages = {json.loads(x)["stage"] for x in (tmp_path / "tuned/loss.jsonl").read_text().splitlines()}
@@ -223,6 +230,11 @@ def test_diffusion_fine_tunes_an_exported_model_keeping_its_vae_and_tokenizer(
         "--init", str(renders),
     )  # fmt: skip
     assert code != 0 and "not a pipeline folder" in err
+    code, _, err = _run(
+        capsys, "train", "diffusion", "--data", str(renders), "--out", str(tmp_path / "z"),
+        "--noise-offset", "2",
+    )  # fmt: skip
+    assert code != 0 and "--noise-offset must be between 0 and 1" in err
 
 
 def test_gan_run_exports_a_generator_the_engine_serves(renders: Path, tmp_path: Path) -> None:
