@@ -108,6 +108,11 @@ def main() -> None:
         metavar="S,S,...",
         help="only grade img2img at these strengths on 64 tuning specs (not the evaluation specs) and stop",
     )
+    ap.add_argument(
+        "--tune-guidance",
+        metavar="G,G,...",
+        help="only grade text2img at these guidance scales on the 64 tuning specs and stop",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/training.json")
     ap.add_argument("--grids", type=Path, default=ROOT / "docs/training")
     args = ap.parse_args()
@@ -115,14 +120,18 @@ def main() -> None:
     torch.manual_seed(0)
     model = cls.load_classifier(args.classifier)
     overrides = {"steps": args.steps, "guidance": args.guidance}
-    if args.tune_strength:
+    tunes = [
+        ("img2img", "img2img_strength", args.tune_strength),
+        ("text2img", "guidance", args.tune_guidance),
+    ]
+    if args.tune_strength or args.tune_guidance:
         tuning = eval_specs(64, "tuning")
-        for strength in [float(x) for x in args.tune_strength.split(",")]:
-            engine = diffusion_engine(args.diffusion, img2img_strength=strength, **overrides)
-            scores = cls.score(
-                model, diffusion_images(engine, tuning, "img2img"), [labels_of(s) for s in tuning]
-            )
-            print("img2img strength", strength, json.dumps(scores.accuracy()))
+        for mode, key, values in tunes:
+            for value in [float(x) for x in (values or "").split(",") if x.strip()]:
+                engine = diffusion_engine(args.diffusion, **{**overrides, key: value})
+                images = diffusion_images(engine, tuning, mode)
+                scores = cls.score(model, images, [labels_of(s) for s in tuning])
+                print(mode, key, value, json.dumps(scores.accuracy()))
         return
     specs = eval_specs(args.n, "asked")
     reference = chibi_images(eval_specs(max(args.n, 256), "reference"))

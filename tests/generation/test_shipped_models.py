@@ -22,12 +22,11 @@ from generation.training.common import images_tensor
 from generation.training.labels import HEADS, ITEMS, labels_of
 from generation.training.shipped import CLASSIFIER_FOLDER, DIFFUSION_FOLDER, GAN_FOLDER, WEIGHTS
 
-# Floors, a margin below what bench/bench_training.py measured on 256 specs (docs/model_card.md). Chance is
-# 1/30 for hair colour, 1/16 for hair style, 1/10 for skin tone. From words alone (text2img) the diffusion model
-# only beats chance a little (it was trained on one CPU core): its floor says "twice chance on average", no more.
-# From the chibi render (img2img, the engine's default for this model) it keeps what was asked.
-CHANCE = {"hair_color": 1 / 30, "hair_style": 1 / 16, "skin_tone": 1 / 10}
-IMG2IMG_FLOOR = {"hair_color": 0.7, "hair_style": 0.5}
+# Floors, a margin below what bench/bench_training.py measured on 256 specs (docs/model_card.md); these 32
+# specs are fewer, so the margins are wide. Chance is 1/30 for hair colour, 1/16 for hair style, 1/10 for skin
+# tone. TEXT2IMG: from the words alone; IMG2IMG: from the chibi render (the engine's default for this model).
+TEXT2IMG_FLOOR = {"hair_color": 0.75, "hair_style": 0.55, "skin_tone": 0.3}
+IMG2IMG_FLOOR = {"hair_color": 0.75, "hair_style": 0.6, "skin_tone": 0.3}
 GAN_FLOOR = {"hair_color": 0.35, "hair_style": 0.4, "skin_tone": 0.8}
 
 
@@ -68,11 +67,10 @@ def test_shipped_diffusion_model_draws_what_the_prompt_asks(
 
     engine = diffusion_engine(DIFFUSION_FOLDER)  # the worker's engine at the folder's own settings
     asked = [labels_of(s) for s in specs]
-    words = cls.score(grader, diffusion_images(engine, specs, "text2img"), asked).accuracy()
-    assert np.mean([words[k] for k in CHANCE]) >= 2 * np.mean(list(CHANCE.values())), words
-    render = cls.score(grader, diffusion_images(engine, specs, "img2img"), asked).accuracy()
-    for key, floor in IMG2IMG_FLOOR.items():
-        assert render[key] >= floor, render
+    for mode, floors in (("text2img", TEXT2IMG_FLOOR), ("img2img", IMG2IMG_FLOOR)):
+        seen = cls.score(grader, diffusion_images(engine, specs, mode), asked).accuracy()
+        for key, floor in floors.items():
+            assert seen[key] >= floor, (mode, seen)
 
 
 def test_shipped_gan_draws_what_the_condition_asks(
@@ -124,6 +122,19 @@ def _grade(grader: cls.AttributeClassifier, made: list[dict]) -> dict[str, list]
     }
 
 
+def _shows_item(made: dict, item: str, size: int = 64) -> bool:
+    """Whether the picture shows ``item``: where the chibi engine draws it (the pixels that change when it is
+    taken off the spec), the picture is closer to the render with it than to the render without it."""
+    engine = ChibiEngine()
+    spec = AvatarSpec.from_json(made["spec"])
+    without = spec.replace(items=[i for i in spec.items if i != item])
+    where = engine.region_for_change(without, spec, size)
+    with Image.open(made["image"]) as img:
+        seen = np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BOX), np.float32)
+    dist = [np.abs(seen - engine.render_rgba(s, size)[..., :3])[where].mean() for s in (spec, without)]
+    return bool(dist[0] < dist[1])
+
+
 def test_console_diffusion_engine_uses_the_shipped_model_with_no_setting(
     home: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -145,6 +156,7 @@ def test_console_diffusion_engine_uses_the_shipped_model_with_no_setting(
     seen = _grade(grader, made)
     pinks = {"pink", "hot_pink", "pastel_pink"}
     assert sum(c in pinks for c in seen["hair_color"]) >= 3, seen
+    assert sum(_shows_item(m, "cat_ears") for m in made) >= 3
 
 
 def test_console_selfie_goes_to_the_configured_engine(
