@@ -389,6 +389,9 @@ def test_selfie_starts_from_the_head_crop_with_the_photo_derived_spec(
     expected = chibify_spec(analysis, "pink hair, cat ears")
     assert result.spec == expected.to_json() != asked.spec
     assert result.spec["skin_tone"] == "brown" and "cat_ears" in result.spec["items"]
+    # the PNG says what it shows: the resolved spec, as the chibi engine writes it
+    written = Image.open(io.BytesIO(result.png)).text["parameters"].rsplit("Spec: ", 1)[1]
+    assert json.loads(written) == expected.resolved().to_json()
     assert call["prompt"] == [build_prompt(expected, "pink hair, cat ears", style=engine.config.style).prompt]
     assert "dark skin" in call["prompt"][0] and "pink hair" in call["prompt"][0]
 
