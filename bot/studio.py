@@ -235,6 +235,9 @@ class Studio:
             raise BadInput(
                 "that would not change anything.", "; ".join(result.errors) or "Try another change."
             )
+        # A painted (diffusion) avatar is edited on its own picture: only the changed part is repainted, the
+        # rest stays pixel for pixel. The chibi and GAN engines redraw from the spec, which keeps them exact.
+        painted = await self.storage.read_image(parent) if parent.engine == "diffusion" else None
         owner_id, handles = await self._submit(
             actor,
             [result.spec],
@@ -243,6 +246,7 @@ class Studio:
             engine=parent.engine,
             parent=parent,
             deliver=deliver,
+            init_image=painted,
         )
         return Pending(
             handles,

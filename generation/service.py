@@ -640,7 +640,9 @@ class GenerationService:
                 age = (now - row.created_at).total_seconds()
                 if age > self.stale_after_s:
                     reason = "the bot was offline and this request got too old; please ask again"
-                elif row.request.get("has_init_image"):
+                elif row.request.get("has_init_image") and parsed.kind != "edit":
+                    # a selfie's photo is never stored, so it is gone; an edit's picture was its parent's
+                    # (still stored): the edit goes on from the parent's spec instead
                     reason = "the bot restarted before your photo was processed; please send it again"
                 elif parsed.engine not in self.engine_names:
                     reason = f"the {parsed.engine} engine is no longer available"

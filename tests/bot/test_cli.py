@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -240,3 +241,19 @@ def test_diffusion_engine_serves_avatar_and_edit_from_a_local_model_folder(
     assert code == 0, err
     [edited] = json_lines(out)
     assert edited["engine"] == "diffusion" and edited["parent"] == made["id"] and edited["seed"] == 3
+    # the edit repainted the crown's region of the parent's own picture; elsewhere it is the parent's pixels
+    from generation.chibi.engine import ChibiEngine
+
+    size = 512
+    old, new = (AvatarSpec.from_json(x["spec"]) for x in (made, edited))
+    region = ChibiEngine().region_for_change(old, new, size)
+    grown = np.zeros_like(region)
+    ys, xs = np.nonzero(region)
+    grown[max(0, ys.min() - 40) : ys.max() + 40, max(0, xs.min() - 40) : xs.max() + 40] = True
+    parent_px, child_px = (
+        np.asarray(Image.open(x["image"]).convert("RGB"), dtype=np.int16) for x in (made, edited)
+    )
+    render_px = ChibiEngine().render_rgba(old, size)[..., :3].astype(np.int16)
+    outside = ~grown
+    kept, redrawn = np.abs(child_px - parent_px)[outside].mean(), np.abs(child_px - render_px)[outside].mean()
+    assert kept < 8 and redrawn > 30, (kept, redrawn)  # the parent's own picture, not a new render

@@ -351,6 +351,11 @@ async def test_restart_fails_jobs_it_cannot_resume_with_a_reason(storage: Storag
         user_key="console:c", spec={}, engine="fake", kind="selfie", init_image=b"jpeg"
     )
     photo = await store.create(selfie.to_json(), "console:c", kind="selfie", deliver=None)
+    # a painted edit carried its parent's picture (stored anyway): it goes on without it, from the spec
+    painted = GenerationRequest(
+        user_key="console:d", spec={}, engine="fake", kind="edit", parent_spec={}, init_image=b"png"
+    )
+    edit = await store.create(painted.to_json(), "console:d", kind="edit", deliver=None)
     await store.mark_running(fresh)  # it was running when the bot died
     async with storage.transaction() as s:
         two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
@@ -363,11 +368,12 @@ async def test_restart_fails_jobs_it_cannot_resume_with_a_reason(storage: Storag
         assert recovered[fresh].deliver == {"channel_id": 7}
         assert "too old" in (await failure_of(recovered[stale])).reason
         assert "photo" in (await failure_of(recovered[photo])).reason
+        assert (await result_of(recovered[edit])).job_id == edit
     finally:
         await service.stop()
     rows = await jobs_in_db(storage)
     assert rows[fresh][0] == "done" and rows[fresh][1] == 1
-    assert rows[stale][0] == "failed" and rows[photo][0] == "failed"
+    assert rows[stale][0] == "failed" and rows[photo][0] == "failed" and rows[edit][0] == "done"
 
 
 async def test_stop_drains_the_running_batch_and_leaves_the_rest_queued(
