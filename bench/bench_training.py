@@ -15,7 +15,7 @@ classifier then grades every image:
 
     python -m bench.bench_training                       # the shipped models
     python -m bench.bench_training --diffusion RUN/pipeline --gan RUN/model --classifier RUN/model
-    python -m bench.bench_training --tune-strength 0.4,0.55,0.7   # img2img strength on 64 tuning specs
+    python -m bench.bench_training --tune-strength 0.3,0.4,0.5 --tune-guidance 3,4.5,6   # on 64 tuning specs
 
 Writes bench/results/training.json and an eval grid per model to docs/training/.
 """

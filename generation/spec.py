@@ -8,6 +8,7 @@ and variations easy (same spec, new seed).
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -147,6 +148,10 @@ class AvatarSpec(_Part):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def to_text(self) -> str:
+        """Compact JSON with sorted keys: the ``Spec:`` field of every engine's PNG ``parameters`` chunk."""
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def replace(self, **changes: Any) -> AvatarSpec:
         """A copy with changes; nested parts may be given as dicts of their changed fields."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import struct
 import zlib
 from functools import lru_cache
@@ -56,8 +55,7 @@ def describe(spec: AvatarSpec) -> str:
 
 def parameters_text(spec: AvatarSpec, prompt: str | None = None) -> str:
     s = spec.resolved()
-    spec_json = json.dumps(s.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return f"{prompt or describe(s)}\nSeed: {s.seed}, Engine: chibi, Size: 512x512, Spec: {spec_json}"
+    return f"{prompt or describe(s)}\nSeed: {s.seed}, Engine: chibi, Size: 512x512, Spec: {s.to_text()}"
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

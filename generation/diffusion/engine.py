@@ -16,7 +16,6 @@ A CUDA out-of-memory error halves the batch size and retries once; other failure
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 import threading
@@ -480,9 +479,7 @@ class DiffusionEngine:
         fields.append("Engine: diffusion")
         # the resolved spec last, as the chibi engine writes it: the picture says what it shows
         spec = AvatarSpec.from_json(job.spec if job.spec is not None else job.request.spec).resolved()
-        fields.append(
-            "Spec: " + json.dumps(spec.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        )
+        fields.append(f"Spec: {spec.to_text()}")
         return f"{job.prompt}\nNegative prompt: {job.negative}\n" + ", ".join(fields)
 
     def _result(self, job: Prepared, image: np.ndarray, run_s: float) -> GenerationResult:
