@@ -18,12 +18,14 @@ service's deadline. Errors travel as short strings, never as pickled exception o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 __all__ = [
     "EVENT_KINDS",
     "BatchDone",
     "BatchProgress",
+    "Delivery",
     "EngineSpec",
     "EventKind",
     "GenerationRequest",
@@ -37,6 +39,62 @@ __all__ = [
 ]
 
 REQUEST_JSON_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where a job's result goes, stored with the job so that a restart can still deliver it.
+
+    Plain values only (the adapters fill it; the service carries it to the job store untouched).
+    ``group`` ties the jobs of one request together (a ``count:4`` grid is one message); the interaction
+    token is a credential for 15 minutes: it is stored with the job until the result is delivered and is
+    never logged (``repr`` hides it).
+    """
+
+    group: str
+    user_id: int | None = None  # Discord user (DM fallback); None for the console
+    channel_id: int | None = None
+    guild_id: int | None = None
+    public: bool = False
+    language: str = "en"
+    application_id: int | None = None
+    interaction_token: str | None = field(default=None, repr=False)
+    token_expires_at: datetime | None = None  # timezone-aware
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "user_id": self.user_id,
+            "channel_id": self.channel_id,
+            "guild_id": self.guild_id,
+            "public": self.public,
+            "language": self.language,
+            "application_id": self.application_id,
+            "interaction_token": self.interaction_token,
+            "token_expires_at": self.token_expires_at.isoformat() if self.token_expires_at else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Delivery:
+        expires = data.get("token_expires_at")
+        if isinstance(expires, str):
+            expires = datetime.fromisoformat(expires)
+
+        def _int(key: str) -> int | None:
+            value = data.get(key)
+            return int(value) if value is not None else None
+
+        return cls(
+            group=str(data.get("group") or ""),
+            user_id=_int("user_id"),
+            channel_id=_int("channel_id"),
+            guild_id=_int("guild_id"),
+            public=bool(data.get("public", False)),
+            language=str(data.get("language") or "en"),
+            application_id=_int("application_id"),
+            interaction_token=data.get("interaction_token"),
+            token_expires_at=expires if isinstance(expires, datetime) else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
