@@ -3,6 +3,7 @@
 Never imports discord, torch, bot or generation. Start with :class:`Storage` (docs/storage.md).
 """
 
+from storage.avatars import HistoryPage
 from storage.blobs import BlobStore, FileBlobStore
 from storage.errors import (
     BlobNotFound,
@@ -15,7 +16,6 @@ from storage.errors import (
 )
 from storage.facade import DEFAULT_GC_GRACE_SECONDS, ForgetResult, GcResult, Storage
 from storage.models import Avatar, AvatarKind, Guild, Job, JobStatus, PromptPolicy, User
-from storage.repo import HistoryPage
 
 __all__ = [
     "DEFAULT_GC_GRACE_SECONDS",

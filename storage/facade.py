@@ -5,22 +5,22 @@ Build it once in the entry point and close it on shutdown::
     storage = await Storage.open("sqlite+aiosqlite:///data/chibify.db", "data")
     try:
         user = await storage.get_or_create_user(discord_id=1234)
-        avatar = await storage.create_avatar(user, png_bytes, kind="prompt", seed=7, engine="chibi",
-                                             width=512, height=512, spec=spec_dict, prompt="cat ears")
+        page = await storage.history(user)
     finally:
         await storage.close()
 
 Every method is one unit of work with its own session and transaction. For several steps in one
-transaction use ``async with storage.transaction() as session:`` and the functions of
-:mod:`storage.repo`. Blob I/O runs in worker threads (:func:`asyncio.to_thread`), never on the loop.
+transaction use ``async with storage.transaction() as session:`` and the repository functions of
+:mod:`storage.users`, :mod:`storage.guilds`, :mod:`storage.avatars` and :mod:`storage.jobs`. Blob I/O
+runs in worker threads (:func:`asyncio.to_thread`), never on the loop.
 
 Returned ORM objects are detached snapshots (``expire_on_commit=False``): read them freely, change
 things only through these methods.
 
-Blob safety. ``create_avatar`` writes the blob first and the row second, so a row never points at a
-missing blob. Deleting blobs (``forget_user``, ``gc_blobs``, ``purge_deleted``) re-checks under a
-per-key lock that no row points at the key; ``create_avatar`` holds the same lock from the blob write
-to the commit, so within one process the two never interleave. Across processes ``gc_blobs`` only
+Blob safety. ``finish_job`` writes the blob first and the row second, so a row never points at a
+missing blob. Deleting blobs (``forget_user``, ``gc_blobs``) re-checks under a per-key lock that no
+row points at the key; ``finish_job`` holds the same lock from the blob write to the commit, so within
+one process the two never interleave. Across processes ``gc_blobs`` only
 touches blobs older than a grace period (a repeated write refreshes a blob's age).
 """
 
@@ -29,22 +29,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from storage import migrate, repo
+from storage import avatars, guilds, jobs, migrate, users
+from storage.avatars import HistoryPage
 from storage.blobs import BlobStore, FileBlobStore, blob_key_for
 from storage.db import create_engine, make_sessionmaker, redact_url
-from storage.models import Avatar, AvatarKind, Guild, Job, JobStatus, User, utcnow
-from storage.repo import GuildChanges, HistoryPage, UserChanges, UserRef
+from storage.errors import InvalidTransition
+from storage.guilds import GuildChanges
+from storage.jobs import Message
+from storage.models import Avatar, Guild, Job, JobStatus, User
+from storage.refs import UserRef, check_json_text, check_text, uid, valid_public_id
+from storage.users import UserChanges
 
 __all__ = ["DEFAULT_GC_GRACE_SECONDS", "TEMP_FILE_MIN_AGE_SECONDS", "ForgetResult", "GcResult", "Storage"]
 
@@ -62,12 +68,14 @@ TEMP_FILE_MIN_AGE_SECONDS = 600.0
 
 @dataclass(frozen=True, slots=True)
 class ForgetResult:
-    """What :meth:`Storage.forget_user` removed."""
+    """What :meth:`Storage.forget_user` removed, and the bot messages that showed the user's results
+    (``(channel_id, message_id)`` pairs, read before the rows went) for the bot to delete."""
 
     users: int
     avatars: int
     jobs: int
     blobs: int
+    messages: list[Message] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,77 +183,30 @@ class Storage:
     ) -> User:
         """The Discord user or console user, created on first sight (race-safe)."""
         async with self.transaction() as s:
-            return await repo.get_or_create_user(s, discord_id=discord_id, console_name=console_name)
+            return await users.get_or_create_user(s, discord_id=discord_id, console_name=console_name)
 
     async def get_user(
         self, *, discord_id: int | None = None, console_name: str | None = None
     ) -> User | None:
         async with self.transaction() as s:
-            return await repo.get_user(s, discord_id=discord_id, console_name=console_name)
+            return await users.get_user(s, discord_id=discord_id, console_name=console_name)
 
     async def update_user(self, user: UserRef, **changes: Unpack[UserChanges]) -> User:
         """Change language, default_style, public_results, consent_store_selfies, consent_training."""
         async with self.transaction() as s:
-            return await repo.update_user(s, user, **changes)
+            return await users.update_user(s, user, **changes)
 
     async def guild_settings(self, guild_id: int) -> Guild:
         """The guild's settings row (created with defaults on first use)."""
         async with self.transaction() as s:
-            return await repo.get_or_create_guild(s, guild_id)
+            return await guilds.get_or_create_guild(s, guild_id)
 
     async def update_guild(self, guild_id: int, **changes: Unpack[GuildChanges]) -> Guild:
         """Change allowed_channels, per_user_daily_limit, max_queued_per_user, prompt_policy, engine, settings."""
         async with self.transaction() as s:
-            return await repo.update_guild(s, guild_id, **changes)
+            return await guilds.update_guild(s, guild_id, **changes)
 
     # -- avatars -----------------------------------------------------------------------------------
-
-    async def create_avatar(
-        self,
-        owner: UserRef,
-        image: bytes,
-        *,
-        kind: AvatarKind | str,
-        seed: int,
-        engine: str,
-        width: int,
-        height: int,
-        spec: Mapping[str, Any] | None = None,
-        spec_version: int = 1,
-        prompt: str = "",
-        model: str | None = None,
-        parent: Avatar | int | str | None = None,
-        guild_id: int | None = None,
-        job_id: int | None = None,
-    ) -> Avatar:
-        """Store ``image`` (blob first, atomically) and then its avatar row.
-
-        With ``job_id``, a retry returns the avatar that job already made instead of a second one.
-        ``parent`` (Avatar, row id or public id) must be the owner's, else :class:`NotFound`.
-        """
-
-        async def insert(s: AsyncSession, key: str) -> tuple[Avatar, None]:
-            avatar = await repo.insert_avatar(
-                s,
-                owner=owner,
-                blob_key=key,
-                kind=kind,
-                seed=seed,
-                engine=engine,
-                width=width,
-                height=height,
-                spec=spec,
-                spec_version=spec_version,
-                prompt=prompt,
-                model=model,
-                parent=parent,
-                guild_id=guild_id,
-                job_id=job_id,
-            )
-            return avatar, None
-
-        avatar, _ = await self._store_with_blob(image, insert)
-        return avatar
 
     async def finish_job(
         self,
@@ -265,18 +226,23 @@ class Storage:
         """Store a running job's result and mark the job done, in one transaction.
 
         The avatar takes owner, kind and guild from the job. Idempotent: a job that is already done
-        returns its avatar. A job that was cancelled or failed meanwhile raises
-        :class:`~storage.errors.InvalidTransition` and nothing is stored.
+        returns its avatar. Only a running job becomes done: one that failed or was cancelled meanwhile
+        raises :class:`~storage.errors.InvalidTransition` and nothing is stored. Text with a NUL byte or
+        that is not valid UTF-8 raises ValueError before anything is written.
         """
 
+        for name, text in (("prompt", prompt), ("engine", engine), ("model", model)):
+            check_text(name, text)
+        check_json_text("spec", spec)
+
         async def finish(s: AsyncSession, key: str) -> tuple[Avatar, Job]:
-            job = await repo.get_job_by_id(s, job_id)
+            job = await jobs.get_job_by_id(s, job_id)
             if job.status is JobStatus.DONE and job.avatar_id is not None:
-                made = await repo.get_avatar_by_id(s, job.avatar_id)
+                made = await avatars.get_avatar_by_id(s, job.avatar_id)
                 if made is not None:
                     return made, job
             # For a cancelled or failed job mark_done raises and the insert rolls back.
-            avatar = await repo.insert_avatar(
+            avatar = await avatars.insert_avatar(
                 s,
                 owner=job.user_id,
                 blob_key=key,
@@ -293,7 +259,16 @@ class Storage:
                 guild_id=job.guild_id,
                 job_id=job.id,
             )
-            return avatar, await repo.mark_done(s, job.id, avatar.id)
+            try:
+                return avatar, await jobs.mark_done(s, job.id, avatar.id)
+            except InvalidTransition as exc:
+                # A concurrent attempt of the same job finished it first with this very avatar (the
+                # insert above found it): that is the idempotent answer, not an error.
+                if exc.current == JobStatus.DONE.value:
+                    done = await jobs.get_job_by_id(s, job.id)
+                    if done.avatar_id == avatar.id:
+                        return avatar, done
+                raise
 
         return await self._store_with_blob(image, finish)
 
@@ -321,7 +296,7 @@ class Storage:
     async def get_avatar(self, public_id: str, owner: UserRef) -> Avatar:
         """The owner's avatar; :class:`NotFound` if missing, deleted or not theirs."""
         async with self.transaction() as s:
-            return await repo.get_avatar(s, public_id, owner)
+            return await avatars.get_avatar(s, public_id, owner)
 
     async def read_image(self, avatar: Avatar) -> bytes:
         """The avatar's image bytes (read in a worker thread)."""
@@ -341,9 +316,9 @@ class Storage:
         favourites_only: bool = False,
         snapshot: int | None = None,
     ) -> HistoryPage:
-        """The owner's avatars, newest first; see :func:`storage.repo.history` for paging."""
+        """The owner's avatars, newest first; see :func:`storage.avatars.history` for paging."""
         async with self.transaction() as s:
-            return await repo.history(
+            return await avatars.history(
                 s,
                 owner,
                 page=page,
@@ -355,60 +330,76 @@ class Storage:
 
     async def latest_avatar(self, owner: UserRef) -> Avatar | None:
         async with self.transaction() as s:
-            return await repo.latest_avatar(s, owner)
+            return await avatars.latest_avatar(s, owner)
 
     async def lineage(self, public_id: str, owner: UserRef) -> list[Avatar]:
         """Root ancestor first, ``public_id`` last."""
         async with self.transaction() as s:
-            return await repo.lineage(s, public_id, owner)
-
-    async def children(self, public_id: str, owner: UserRef) -> list[Avatar]:
-        async with self.transaction() as s:
-            return await repo.children(s, public_id, owner)
+            return await avatars.lineage(s, public_id, owner)
 
     async def set_favourite(self, public_id: str, owner: UserRef, favourite: bool = True) -> Avatar:
         async with self.transaction() as s:
-            return await repo.set_favourite(s, public_id, owner, favourite)
+            return await avatars.set_favourite(s, public_id, owner, favourite)
 
     async def soft_delete(self, public_id: str, owner: UserRef) -> Avatar:
-        """Hide the avatar everywhere; :meth:`purge_deleted` removes it for good later."""
+        """Hide the avatar everywhere (the row and blob stay; ``forget_user`` removes them)."""
         async with self.transaction() as s:
-            return await repo.soft_delete(s, public_id, owner)
+            return await avatars.soft_delete(s, public_id, owner)
 
-    async def search_avatars(self, owner: UserRef, text: str = "", *, limit: int = 25) -> list[Avatar]:
-        """Autocomplete: recent avatars whose public id starts with, or prompt contains, ``text``."""
+    async def delete_avatar(self, public_id: str, owner: UserRef) -> tuple[Avatar, list[Message]]:
+        """:meth:`soft_delete` the owner's avatar and return it with the bot messages that show it
+        (``(channel_id, message_id)`` pairs for the bot to delete), in one transaction."""
         async with self.transaction() as s:
-            return await repo.search_avatars(s, owner, text, limit=limit)
+            avatar = await avatars.soft_delete(s, public_id, owner)
+            return avatar, await jobs.messages_for_avatars(s, [avatar.id])
+
+    async def messages_for_avatars(self, public_ids: Sequence[str], owner: UserRef) -> list[Message]:
+        """The bot messages that show these avatars of ``owner`` (soft-deleted ones included), without
+        repeats. Ids that are not the owner's are ignored, like ids that do not exist."""
+        owner_id = uid(owner)
+        wanted = [p for p in dict.fromkeys(public_ids) if valid_public_id(p)]
+        if not wanted:
+            return []
+        async with self.transaction() as s:
+            stmt = sa.select(Avatar.id).where(Avatar.public_id.in_(wanted), Avatar.owner_id == owner_id)
+            ids = list((await s.scalars(stmt)).all())
+            return await jobs.messages_for_avatars(s, ids)
 
     # -- deletion --------------------------------------------------------------------------------
 
     async def forget_user(self, user: UserRef) -> ForgetResult:
-        """Delete the user with all their avatars and jobs, and every blob nobody else's row uses."""
-        async with self.transaction() as s:
-            counts = await repo.delete_user_rows(s, user)
-        blobs = await self._discard_orphans(counts.blob_keys)
-        log.info("forgot a user: %d avatars, %d jobs, %d blobs removed", counts.avatars, counts.jobs, blobs)
-        return ForgetResult(users=counts.users, avatars=counts.avatars, jobs=counts.jobs, blobs=blobs)
+        """Delete the user with all their avatars and jobs, and every blob nobody else's row uses.
 
-    async def purge_deleted(self, older_than: timedelta) -> int:
-        """Hard-delete avatars soft-deleted more than ``older_than`` ago (and their unused blobs)."""
+        The bot messages that showed the user's results are read in the same transaction, before the
+        rows go, and returned in :attr:`ForgetResult.messages` for the bot to delete.
+        """
         async with self.transaction() as s:
-            count, keys = await repo.purge_deleted_rows(s, utcnow() - older_than)
-        await self._discard_orphans(keys)
-        return count
+            messages = await jobs.messages_for_user(s, user)
+            counts = await users.delete_user_rows(s, user)
+        blobs = await self._discard_orphans(counts.blob_keys)
+        log.info(
+            "forgot a user: %d avatars, %d jobs, %d blobs removed; %d messages to delete",
+            counts.avatars,
+            counts.jobs,
+            blobs,
+            len(messages),
+        )
+        return ForgetResult(
+            users=counts.users, avatars=counts.avatars, jobs=counts.jobs, blobs=blobs, messages=messages
+        )
 
     async def gc_blobs(self, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS) -> GcResult:
         """Remove blobs no avatar row points at, and leftovers of interrupted writes.
 
         Only blobs older than ``grace_seconds`` are considered, so a blob written a moment ago by a
-        ``create_avatar`` in another process, whose row is not committed yet, survives. Temporary
+        ``finish_job`` in another process, whose row is not committed yet, survives. Temporary
         files must also be older than :data:`TEMP_FILE_MIN_AGE_SECONDS`.
         """
         if grace_seconds < 0:
             raise ValueError("grace_seconds must be >= 0")
         candidates = await asyncio.to_thread(lambda: list(self.blobs.keys(older_than=grace_seconds)))
         async with self.transaction() as s:
-            referenced = await repo.referenced_blob_keys(s)
+            referenced = await avatars.referenced_blob_keys(s)
         orphans = [k for k in candidates if k not in referenced]
         removed = await self._discard_orphans(orphans)
         temp_age = max(grace_seconds, TEMP_FILE_MIN_AGE_SECONDS)
@@ -427,80 +418,38 @@ class Storage:
     async def _discard_if_orphan(self, key: str) -> int:
         """Delete blob ``key`` if no row points at it. Call with the key's lock held."""
         async with self.transaction() as s:
-            if await repo.blob_is_referenced(s, key):
+            if await avatars.blob_is_referenced(s, key):
                 return 0
         return int(await asyncio.to_thread(self.blobs.delete, key))
 
     # -- jobs --------------------------------------------------------------------------------------
 
-    async def create_job(
-        self,
-        user: UserRef,
-        kind: AvatarKind | str,
-        request: Mapping[str, Any] | None = None,
-        *,
-        guild_id: int | None = None,
-        channel_id: int | None = None,
-        interaction_token: str | None = None,
-        token_expires_at: datetime | None = None,
-    ) -> Job:
-        """A new queued job."""
-        async with self.transaction() as s:
-            return await repo.create_job(
-                s,
-                user=user,
-                kind=kind,
-                request=request,
-                guild_id=guild_id,
-                channel_id=channel_id,
-                interaction_token=interaction_token,
-                token_expires_at=token_expires_at,
-            )
-
-    async def get_job(self, public_id: str, user: UserRef) -> Job:
-        """The user's job by public id; :class:`NotFound` if missing or not theirs."""
-        async with self.transaction() as s:
-            return await repo.get_job(s, public_id, user)
-
     async def get_job_by_id(self, job_id: int) -> Job:
         """Internal lookup for the generation service (no owner check)."""
         async with self.transaction() as s:
-            return await repo.get_job_by_id(s, job_id)
+            return await jobs.get_job_by_id(s, job_id)
 
     async def mark_running(self, job_id: int) -> Job:
         async with self.transaction() as s:
-            return await repo.mark_running(s, job_id)
-
-    async def mark_done(self, job_id: int, avatar_id: int) -> Job:
-        async with self.transaction() as s:
-            return await repo.mark_done(s, job_id, avatar_id)
+            return await jobs.mark_running(s, job_id)
 
     async def mark_failed(self, job_id: int, error: str) -> Job:
         async with self.transaction() as s:
-            return await repo.mark_failed(s, job_id, error)
+            return await jobs.mark_failed(s, job_id, error)
 
     async def mark_cancelled(self, job_id: int) -> Job:
         async with self.transaction() as s:
-            return await repo.mark_cancelled(s, job_id)
-
-    async def cancel_job(self, public_id: str, user: UserRef) -> Job:
-        """The user cancels their own queued or running job."""
-        async with self.transaction() as s:
-            return await repo.cancel_job(s, public_id, user)
+            return await jobs.mark_cancelled(s, job_id)
 
     async def requeue(self, job_id: int) -> Job:
         """running -> queued after a crash (counts an attempt)."""
         async with self.transaction() as s:
-            return await repo.requeue(s, job_id)
+            return await jobs.requeue(s, job_id)
 
     async def unfinished_jobs(self) -> list[Job]:
         """Queued and running jobs, oldest first, for recovery at start-up."""
         async with self.transaction() as s:
-            return await repo.unfinished_jobs(s)
-
-    async def active_jobs(self, user: UserRef) -> list[Job]:
-        async with self.transaction() as s:
-            return await repo.active_jobs(s, user)
+            return await jobs.unfinished_jobs(s)
 
     async def count_jobs_since(
         self,
@@ -511,4 +460,23 @@ class Storage:
         statuses: Iterable[JobStatus] | None = None,
     ) -> int:
         async with self.transaction() as s:
-            return await repo.count_jobs_since(s, user, since, guild_id=guild_id, statuses=statuses)
+            return await jobs.count_jobs_since(s, user, since, guild_id=guild_id, statuses=statuses)
+
+    # -- delivery ----------------------------------------------------------------------------------
+
+    async def undelivered_jobs(self) -> list[Job]:
+        """Done or failed jobs with a Discord user to tell that are not delivered yet, oldest first."""
+        async with self.transaction() as s:
+            return await jobs.undelivered(s)
+
+    async def mark_delivered(self, job_ids: Sequence[int], messages: Sequence[Sequence[int]] = ()) -> int:
+        """Discord accepted the final message of these jobs: mark them delivered (finished ones not yet
+        delivered only), forget their interaction token, keep ``messages``. Returns how many changed."""
+        async with self.transaction() as s:
+            return await jobs.mark_delivered(s, job_ids, messages)
+
+    async def add_messages(self, job_ids: Sequence[int], messages: Sequence[Sequence[int]]) -> int:
+        """Keep more bot messages with these jobs (a progress or pointer message) without marking them
+        delivered. Returns how many of the jobs exist."""
+        async with self.transaction() as s:
+            return await jobs.add_messages(s, job_ids, messages)

@@ -8,33 +8,45 @@ values (dicts, bytes, ints) and does not import generation/ (imports flow one wa
     service = GenerationService(SqlJobStore(storage), engines=("chibi",))
 
 ``user_key`` strings name the owner: ``"discord:<snowflake>"`` and ``"console:<name>"`` find or create
-the user, ``"user:<row id>"`` refers to an existing user. ``deliver`` keys ``guild_id``, ``channel_id``,
+the user, ``"user:<row id>"`` refers to an existing user.
+
+``deliver`` is the plain dict of ``generation.jobs.Delivery.to_json()`` (or None). Its keys ``group``
+(-> ``jobs.request_group``), ``user_id`` (-> ``jobs.deliver_user_id``), ``guild_id``, ``channel_id``,
 ``interaction_token`` and ``token_expires_at`` (aware datetime or ISO string) go into the job's columns;
-any other JSON keys are kept in the stored request under ``"deliver"`` and come back from
-:meth:`SqlJobStore.unfinished`.
+the other keys (``public``, ``language``, ``application_id``, ...) are kept in the stored request under
+``"deliver"``. :meth:`SqlJobStore.unfinished` hands the same dict back (``Delivery.from_json`` reads it),
+with ``token_expires_at`` as an ISO string and keys whose column is NULL left out.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import repo
+from storage import jobs, users
 from storage.errors import InvalidTransition
 from storage.facade import Storage
 from storage.models import Job, JobStatus
 
-__all__ = ["SqlJobStore", "StoredJob", "parse_user_key"]
+__all__ = ["SqlJobStore", "StoredJob", "delivery_of", "parse_user_key"]
 
 log = logging.getLogger(__name__)
 
-_DELIVER_COLUMNS = ("guild_id", "channel_id", "interaction_token", "token_expires_at")
+#: ``deliver`` key -> jobs column.
+_DELIVER_COLUMNS: Mapping[str, str] = {
+    "group": "request_group",
+    "user_id": "deliver_user_id",
+    "guild_id": "guild_id",
+    "channel_id": "channel_id",
+    "interaction_token": "interaction_token",
+    "token_expires_at": "token_expires_at",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,24 +80,30 @@ def parse_user_key(user_key: str) -> tuple[str, int | str]:
 
 
 def _split_deliver(deliver: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``deliver`` -> (keyword arguments for :func:`storage.jobs.create_job`, the rest for the request)."""
     columns: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for key, value in (deliver or {}).items():
         if key in _DELIVER_COLUMNS:
-            columns[key] = value
+            columns[_DELIVER_COLUMNS[key]] = value
         else:
             extra[key] = value
     expires = columns.get("token_expires_at")
     if isinstance(expires, str):
         columns["token_expires_at"] = datetime.fromisoformat(expires)
+    if columns.get("request_group") == "":
+        columns["request_group"] = None
     json.dumps(extra)  # fail at submit time, not at recovery
     return columns, extra
 
 
-def _deliver_of(job: Job) -> dict[str, Any] | None:
+def delivery_of(job: Job) -> dict[str, Any] | None:
+    """The ``deliver`` dict the job was created with (keys whose column is NULL left out), or None."""
     deliver: dict[str, Any] = dict(job.request.get("deliver") or {})
-    for key in _DELIVER_COLUMNS:
-        value = getattr(job, key)
+    for key, column in _DELIVER_COLUMNS.items():
+        value = getattr(job, column)
+        if isinstance(value, datetime):
+            value = value.isoformat()
         if value is not None:
             deliver[key] = value
     return deliver or None
@@ -101,12 +119,12 @@ class SqlJobStore:
         scheme, value = parse_user_key(user_key)
         if scheme == "discord":
             assert isinstance(value, int)
-            return (await repo.get_or_create_user(session, discord_id=value)).id
+            return (await users.get_or_create_user(session, discord_id=value)).id
         if scheme == "console":
             assert isinstance(value, str)
-            return (await repo.get_or_create_user(session, console_name=value)).id
+            return (await users.get_or_create_user(session, console_name=value)).id
         assert isinstance(value, int)
-        user = await repo.get_user_by_id(session, value)
+        user = await users.get_user_by_id(session, value)
         if user is None:
             raise ValueError(f"user_key {user_key!r}: no such user")
         return user.id
@@ -115,15 +133,31 @@ class SqlJobStore:
         self, request: dict[str, Any], user_key: str, *, kind: str, deliver: dict[str, Any] | None
     ) -> int:
         """Record a queued job (and its user, on first sight) in one transaction; return its id."""
+        (job_id,) = await self.create_many([(request, user_key, kind)], deliver)
+        return job_id
+
+    async def create_many(
+        self, items: Sequence[tuple[dict[str, Any], str, str]], deliver: dict[str, Any] | None
+    ) -> list[int]:
+        """Record the jobs of one request (``(request, user_key, kind)`` each, e.g. a ``count:4`` grid),
+        all with the same ``deliver``, in ONE transaction: all of them or, on any error, none. Returns
+        their ids in order."""
         columns, extra = _split_deliver(deliver)
-        stored = dict(request)
-        stored["user_key"] = user_key
-        if extra:
-            stored["deliver"] = extra
         async with self.storage.transaction() as session:
-            user_id = await self._user_id(session, user_key)
-            job = await repo.create_job(session, user=user_id, kind=kind, request=stored, **columns)
-            return job.id
+            user_ids: dict[str, int] = {}
+            ids: list[int] = []
+            for request, user_key, kind in items:
+                stored = dict(request)
+                stored["user_key"] = user_key
+                if extra:
+                    stored["deliver"] = extra
+                if user_key not in user_ids:
+                    user_ids[user_key] = await self._user_id(session, user_key)
+                job = await jobs.create_job(
+                    session, user=user_ids[user_key], kind=kind, request=stored, **columns
+                )
+                ids.append(job.id)
+            return ids
 
     async def mark_running(self, job_id: int) -> None:
         await self.storage.mark_running(job_id)
@@ -187,7 +221,7 @@ class SqlJobStore:
                 status=str(JobStatus(job.status).value),
                 attempts=job.attempts,
                 created_at=job.created_at,
-                deliver=_deliver_of(job),
+                deliver=delivery_of(job),
             )
             for job in jobs
         ]

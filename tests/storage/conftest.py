@@ -56,6 +56,20 @@ def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 
 
 @pytest.fixture
+def other_empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A second database with no tables (to compare two schemas)."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.create_database("chibify_test_other")
+    try:
+        yield server.url_for(name)
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
 async def alice(storage: Storage) -> User:
     return await storage.get_or_create_user(discord_id=111_111_111_111_111_111)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage import Avatar, Storage, User
+from storage import Avatar, Job, Storage, User, jobs
 
 
 def image(n: int) -> bytes:
@@ -12,9 +12,21 @@ def image(n: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + f"test image {n}".encode() * 8
 
 
+async def make_job(storage: Storage, user: User | int, kind: str = "prompt", **fields: Any) -> Job:
+    """A queued job, made in its own transaction with :func:`storage.jobs.create_job`."""
+    async with storage.transaction() as s:
+        return await jobs.create_job(s, user=user, kind=kind, **fields)
+
+
 async def make_avatar(storage: Storage, owner: User | int, n: int = 0, **overrides: Any) -> Avatar:
+    """An avatar made the way the service makes them: a job, claimed, then finished with image ``n``.
+
+    ``kind`` and ``guild_id`` go to the job (the avatar takes them from it); everything else to
+    :meth:`Storage.finish_job`.
+    """
+    kind = overrides.pop("kind", "prompt")
+    guild_id = overrides.pop("guild_id", None)
     fields: dict[str, Any] = {
-        "kind": "prompt",
         "seed": 1000 + n,
         "engine": "chibi",
         "width": 512,
@@ -23,4 +35,7 @@ async def make_avatar(storage: Storage, owner: User | int, n: int = 0, **overrid
         "prompt": f"cat ears number {n}",
     }
     fields.update(overrides)
-    return await storage.create_avatar(owner, image(n), **fields)
+    job = await make_job(storage, owner, kind, request={"prompt": fields["prompt"]}, guild_id=guild_id)
+    await storage.mark_running(job.id)
+    avatar, _ = await storage.finish_job(job.id, image(n), **fields)
+    return avatar

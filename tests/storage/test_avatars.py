@@ -1,4 +1,4 @@
-"""Avatars: storing, owner checks, history paging, lineage, favourites, soft delete, search."""
+"""Avatars: storing, owner checks, history paging, lineage, favourites, soft delete, text checks."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from storage import Avatar, AvatarKind, NotFound, Storage, User
+from storage import Avatar, AvatarKind, NotFound, Storage, User, avatars
 from storage.blobs import blob_key_for
 
-from .helpers import image, make_avatar
+from .helpers import image, make_avatar, make_job
 
 
 async def test_create_and_get_avatar(storage: Storage, alice: User) -> None:
@@ -74,7 +74,6 @@ async def test_owner_checks(storage: Storage, alice: User, bob: User) -> None:
         lambda: storage.set_favourite(mine.public_id, bob),
         lambda: storage.soft_delete(mine.public_id, bob),
         lambda: storage.lineage(child.public_id, bob),
-        lambda: storage.children(mine.public_id, bob),
         lambda: storage.get_avatar("doesnotexist0000", bob),
         lambda: storage.get_avatar(mine.public_id[:-1] + ("A" if mine.public_id[-1] != "A" else "B"), alice),
         lambda: storage.get_avatar("", alice),
@@ -94,9 +93,7 @@ async def test_owner_checks(storage: Storage, alice: User, bob: User) -> None:
     # Nothing of Alice's shows up in Bob's listings.
     assert (await storage.history(bob)).total == 0
     assert await storage.latest_avatar(bob) is None
-    assert await storage.search_avatars(bob, "") == []
-    assert await storage.search_avatars(bob, mine.public_id[:4]) == []
-    assert await storage.search_avatars(bob, "cat") == []
+    assert await storage.messages_for_avatars([mine.public_id, child.public_id], bob) == []
 
     # And Alice's avatar is untouched.
     still = await storage.get_avatar(mine.public_id, alice)
@@ -194,11 +191,11 @@ async def test_soft_deleted_avatars_are_not_found(storage: Storage, alice: User)
         with pytest.raises(NotFound):
             await call
     assert await storage.latest_avatar(alice) is None
-    # The blob stays until the row is purged.
+    # The blob stays with the row (forget_user removes both).
     assert storage.blobs.exists(avatar.blob_key)
 
 
-async def test_lineage_and_children(storage: Storage, alice: User) -> None:
+async def test_lineage(storage: Storage, alice: User) -> None:
     root = await make_avatar(storage, alice, 1)
     edit = await make_avatar(storage, alice, 2, kind="edit", parent=root)
     variation = await make_avatar(storage, alice, 3, kind="variation", parent=edit.public_id)
@@ -208,14 +205,15 @@ async def test_lineage_and_children(storage: Storage, alice: User) -> None:
     chain = await storage.lineage(variation.public_id, alice)
     assert [a.public_id for a in chain] == [root.public_id, edit.public_id, variation.public_id]
     assert [a.public_id for a in await storage.lineage(root.public_id, alice)] == [root.public_id]
-    kids = await storage.children(root.public_id, alice)
-    assert [a.public_id for a in kids] == [edit.public_id, sibling.public_id]
+    assert [a.public_id for a in await storage.lineage(sibling.public_id, alice)] == [
+        root.public_id,
+        sibling.public_id,
+    ]
 
     # A deleted middle link is skipped, not a dead end.
     await storage.soft_delete(edit.public_id, alice)
     chain = await storage.lineage(variation.public_id, alice)
     assert [a.public_id for a in chain] == [root.public_id, variation.public_id]
-    assert [a.public_id for a in await storage.children(root.public_id, alice)] == [sibling.public_id]
 
 
 async def test_parent_must_be_visible(storage: Storage, alice: User) -> None:
@@ -225,6 +223,8 @@ async def test_parent_must_be_visible(storage: Storage, alice: User) -> None:
         await make_avatar(storage, alice, 2, kind="edit", parent=root)
     with pytest.raises(NotFound):
         await make_avatar(storage, alice, 2, kind="edit", parent="no-such-avatar")
+    # The blob written before the row was refused is gone again.
+    assert set(storage.blobs.keys()) == {root.blob_key}
 
 
 async def test_latest_avatar(storage: Storage, alice: User) -> None:
@@ -235,52 +235,32 @@ async def test_latest_avatar(storage: Storage, alice: User) -> None:
     assert latest is not None and latest.public_id == second.public_id
 
 
-async def test_search_avatars(storage: Storage, alice: User) -> None:
-    cat = await make_avatar(storage, alice, 1, prompt="Cat ears and a RED scarf")
-    dog = await make_avatar(storage, alice, 2, prompt="dog with 100% joy_ful face")
-    other = await make_avatar(storage, alice, 3, prompt="猫耳 girl")
-
-    assert [a.public_id for a in await storage.search_avatars(alice)] == [
-        other.public_id,
-        dog.public_id,
-        cat.public_id,
-    ]
-    assert [a.public_id for a in await storage.search_avatars(alice, "red scarf")] == [cat.public_id]
-    assert [a.public_id for a in await storage.search_avatars(alice, "猫耳")] == [other.public_id]
-    # LIKE wildcards in the text are literal characters.
-    assert [a.public_id for a in await storage.search_avatars(alice, "100%")] == [dog.public_id]
-    assert await storage.search_avatars(alice, "jo_") == []  # as a wildcard it would match "joy"
-    assert [a.public_id for a in await storage.search_avatars(alice, "joy_ful")] == [dog.public_id]
-    # Public id prefix (case-sensitive, as the ids are).
-    hits = await storage.search_avatars(alice, cat.public_id[:6])
-    assert cat.public_id in {a.public_id for a in hits}
-    assert len(await storage.search_avatars(alice, limit=2)) == 2
-
-
-async def test_job_id_makes_create_avatar_idempotent(storage: Storage, alice: User, bob: User) -> None:
-    job = await storage.create_job(alice, "prompt", {"prompt": "cat"})
-    first = await make_avatar(storage, alice, 1, job_id=job.id)
-    retry = await make_avatar(storage, alice, 1, job_id=job.id)
+async def test_insert_avatar_for_a_job_is_idempotent_and_owner_checked(
+    storage: Storage, alice: User, bob: User
+) -> None:
+    job = await make_job(storage, alice)
+    key = storage.blobs.put(image(1))
+    fields = {"blob_key": key, "kind": "prompt", "seed": 1, "engine": "chibi", "width": 1, "height": 1}
+    async with storage.transaction() as s:
+        first = await avatars.insert_avatar(s, owner=alice, job_id=job.id, **fields)  # type: ignore[arg-type]
+    async with storage.transaction() as s:
+        retry = await avatars.insert_avatar(s, owner=alice, job_id=job.id, **fields)  # type: ignore[arg-type]
     assert retry.id == first.id
-    # A retry that rendered different bytes returns the first avatar and leaves no orphan blob.
-    different = await make_avatar(storage, alice, 2, job_id=job.id)
-    assert different.id == first.id
-    assert not storage.blobs.exists(blob_key_for(image(2)))
-    assert (await storage.history(alice)).total == 1
     # Somebody else's job cannot be attached.
     with pytest.raises(NotFound):
-        await make_avatar(storage, bob, 3, job_id=job.id)
+        async with storage.transaction() as s:
+            await avatars.insert_avatar(s, owner=bob, job_id=job.id, **fields)  # type: ignore[arg-type]
+    assert (await storage.history(alice)).total == 1 and (await storage.history(bob)).total == 0
 
 
 async def test_database_allows_one_avatar_per_job(storage: Storage, alice: User) -> None:
-    job = await storage.create_job(alice, "prompt")
-    first = await make_avatar(storage, alice, 1, job_id=job.id)
+    first = await make_avatar(storage, alice, 1)
     with pytest.raises(IntegrityError):
         async with storage.transaction() as s:
             s.add(
                 Avatar(
                     owner_id=alice.id,
-                    job_id=job.id,
+                    job_id=first.job_id,
                     kind=AvatarKind.PROMPT,
                     seed=1,
                     engine="chibi",
@@ -298,7 +278,35 @@ async def test_kind_check_constraint(storage: Storage, alice: User) -> None:
             await s.execute(sa.text("UPDATE avatars SET kind = 'nonsense' WHERE id = :id"), {"id": avatar.id})
 
 
-async def test_avatar_for_a_missing_owner_leaves_no_blob(storage: Storage) -> None:
-    with pytest.raises(IntegrityError):
-        await make_avatar(storage, 123_456, 1)
-    assert list(storage.blobs.keys()) == []
+_RESULT: dict[str, object] = {"seed": 1, "engine": "chibi", "width": 1, "height": 1}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("prompt", "cat\x00ears"),
+        ("prompt", "bad \ud800 surrogate"),
+        ("engine", "chi\x00bi"),
+        ("model", "m\x00"),
+        ("spec", {"hair": "bo\x00b"}),
+        ("spec", {"ke\x00y": 1}),
+        ("spec", {"items": [["ok", "no\x00"]]}),
+    ],
+)
+async def test_nul_bytes_and_invalid_utf8_are_refused_before_sql(
+    storage: Storage, alice: User, field: str, value: object
+) -> None:
+    """PostgreSQL refuses NUL in text and SQLite would keep it: both refuse it the same way, up front."""
+    job = await make_job(storage, alice)
+    await storage.mark_running(job.id)
+    with pytest.raises(ValueError, match=r"NUL byte|not valid UTF-8"):
+        await storage.finish_job(job.id, image(1), **{**_RESULT, field: value})  # type: ignore[arg-type]
+    assert list(storage.blobs.keys()) == []  # refused before the blob was written
+    key = storage.blobs.put(image(2))
+    fields: dict[str, object] = {"blob_key": key, "kind": "prompt", "seed": 1, "engine": "chibi", "width": 1}
+    fields[field] = value
+    with pytest.raises(ValueError, match=r"NUL byte|not valid UTF-8"):
+        async with storage.transaction() as s:
+            await avatars.insert_avatar(s, owner=alice, height=1, **fields)  # type: ignore[arg-type]
+    assert (await storage.history(alice)).total == 0
+    assert (await storage.get_job_by_id(job.id)).status == "running"

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from storage import Avatar, Storage, User
 from storage.blobs import blob_key_for
 
-from .helpers import image, make_avatar
+from .helpers import image, make_avatar, make_job
 
 N = 60
 
@@ -69,11 +69,17 @@ async def test_concurrent_users_and_avatars_lose_nothing(storage: Storage, secon
 async def test_concurrent_retries_of_one_job_make_one_avatar(storage: Storage, second: Storage) -> None:
     stores = (storage, second)
     user = await storage.get_or_create_user(discord_id=77)
-    job = await storage.create_job(user, "prompt")
-    avatars = await asyncio.gather(
-        *(make_avatar(stores[i % 2], user, i % 3, job_id=job.id) for i in range(N))
+    job = await make_job(storage, user)
+    await storage.mark_running(job.id)
+    results = await asyncio.gather(
+        *(
+            stores[i % 2].finish_job(job.id, image(i % 3), seed=1, engine="chibi", width=1, height=1)
+            for i in range(N)
+        )
     )
+    avatars = [avatar for avatar, _ in results]
     assert len({a.id for a in avatars}) == 1
+    assert {done.status for _, done in results} == {"done"}
     assert (await storage.history(user)).total == 1
     # The losing attempts' different images were cleaned up; only the winner's blob is left.
     assert set(storage.blobs.keys()) == {avatars[0].blob_key}

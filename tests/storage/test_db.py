@@ -108,7 +108,8 @@ async def test_storage_open_defaults_to_sqlite_in_the_data_dir(tmp_path: Path) -
 def test_importing_storage_creates_no_engine_and_pulls_in_no_bot_code() -> None:
     code = (
         "import gc, sys\n"
-        "import storage, storage.facade, storage.repo, storage.migrate, storage.db, storage.blobs\n"
+        "import storage, storage.facade, storage.jobstore, storage.migrate, storage.db, storage.blobs\n"
+        "import storage.users, storage.guilds, storage.avatars, storage.jobs, storage.refs\n"
         "from sqlalchemy.ext.asyncio import AsyncEngine\n"
         "from sqlalchemy.engine import Engine\n"
         "assert not [o for o in gc.get_objects() if isinstance(o, (AsyncEngine, Engine))], 'engine at import'\n"

@@ -1,10 +1,9 @@
-"""Forgetting a user, purging deleted avatars and garbage-collecting blobs."""
+"""Forgetting a user and garbage-collecting blobs."""
 
 from __future__ import annotations
 
 import os
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from storage import NotFound, Storage, User
 from storage.blobs import TEMP_PREFIX, FileBlobStore, blob_key_for
 from storage.models import Avatar, Job
 
-from .helpers import image, make_avatar
+from .helpers import image, make_avatar, make_job
 
 
 def _age_blob(storage: Storage, key: str, seconds: float) -> None:
@@ -47,20 +46,28 @@ async def test_forget_removes_every_row_and_blob_of_the_user(
 ) -> None:
     root = await make_avatar(storage, alice, 1)
     await make_avatar(storage, alice, 2, kind="edit", parent=root)
-    job = await storage.create_job(alice, "prompt", {"prompt": "x"}, interaction_token="secret-token")
+    job = await make_job(storage, alice, request={"prompt": "x"}, interaction_token="secret-token")
     await storage.mark_running(job.id)
     await storage.finish_job(job.id, image(3), seed=3, engine="chibi", width=1, height=1)
-    await storage.create_job(alice, "selfie")
+    await storage.mark_delivered([job.id], [(10, 100), (10, 101)])
+    assert root.job_id is not None
+    await storage.add_messages([root.job_id, job.id], [(20, 200)])
+    await make_job(storage, alice, "selfie")
     deleted = await make_avatar(storage, alice, 4)
     await storage.soft_delete(deleted.public_id, alice)
     shared = await make_avatar(storage, alice, 5)
     bobs_copy = await make_avatar(storage, bob, 5)  # byte-identical image: same blob
     bobs_own = await make_avatar(storage, bob, 6)
-    await storage.create_job(bob, "prompt")
+    assert bobs_own.job_id is not None
+    await storage.add_messages([bobs_own.job_id], [(30, 300)])
+    await make_job(storage, bob)
     assert shared.blob_key == bobs_copy.blob_key
 
     result = await storage.forget_user(alice)
-    assert (result.users, result.avatars, result.jobs, result.blobs) == (1, 5, 2, 4)
+    # 5 avatars, each made by a job, plus the selfie job that never finished.
+    assert (result.users, result.avatars, result.jobs, result.blobs) == (1, 5, 6, 4)
+    # The bot messages that showed Alice's results, read before the rows went (Bob's are not there).
+    assert sorted(result.messages) == [(10, 100), (10, 101), (20, 200)]
 
     assert await _count(storage, User, id=alice.id) == 0
     assert await _count(storage, Avatar, owner_id=alice.id) == 0
@@ -73,20 +80,21 @@ async def test_forget_removes_every_row_and_blob_of_the_user(
     assert storage.blobs.exists(bobs_copy.blob_key)
     assert await storage.read_image(await storage.get_avatar(bobs_copy.public_id, bob)) == image(5)
     assert (await storage.get_avatar(bobs_own.public_id, bob)).id == bobs_own.id
-    assert await _count(storage, Job, user_id=bob.id) == 1
+    assert await _count(storage, Job, user_id=bob.id) == 3
+    assert await storage.messages_for_avatars([bobs_own.public_id], bob) == [(30, 300)]
     assert set(storage.blobs.keys()) == {blob_key_for(image(5)), blob_key_for(image(6))}
 
     # Forgetting twice is harmless; the user id no longer works.
     again = await storage.forget_user(alice)
-    assert (again.users, again.avatars, again.jobs, again.blobs) == (0, 0, 0, 0)
+    assert (again.users, again.avatars, again.jobs, again.blobs, again.messages) == (0, 0, 0, 0, [])
     with pytest.raises(NotFound):
         await storage.get_avatar(root.public_id, alice)
 
 
 async def test_gc_removes_only_old_unreferenced_blobs(storage: Storage, alice: User) -> None:
     kept = await make_avatar(storage, alice, 1)
-    orphan_old = await storage_put(storage, b"orphan from a crashed create_avatar")
-    orphan_young = await storage_put(storage, b"a create_avatar still in flight")
+    orphan_old = await storage_put(storage, b"orphan from a crashed finish_job")
+    orphan_young = await storage_put(storage, b"a finish_job still in flight")
     for key in (kept.blob_key, orphan_old):
         _age_blob(storage, key, 7200)
 
@@ -116,30 +124,16 @@ async def test_gc_sweeps_temp_files_left_by_a_crash(storage: Storage, alice: Use
     assert not leftover.exists()
 
 
-async def test_soft_deleted_blobs_survive_gc_until_purged(storage: Storage, alice: User) -> None:
+async def test_soft_deleted_blobs_survive_gc(storage: Storage, alice: User) -> None:
     gone = await make_avatar(storage, alice, 1)
-    kept = await make_avatar(storage, alice, 2)
     await storage.soft_delete(gone.public_id, alice)
     assert (await storage.gc_blobs(grace_seconds=0)).blobs == 0
     assert storage.blobs.exists(gone.blob_key)
-
-    assert await storage.purge_deleted(timedelta(days=1)) == 0  # deleted too recently
-    assert await storage.purge_deleted(timedelta(0)) == 1
+    result = await storage.forget_user(alice)
+    assert (result.avatars, result.blobs) == (1, 1)
     assert not storage.blobs.exists(gone.blob_key)
-    assert storage.blobs.exists(kept.blob_key)
-    assert await _count(storage, Avatar, owner_id=alice.id) == 1
-
-
-async def test_purge_keeps_children_and_their_lineage(storage: Storage, alice: User) -> None:
-    root = await make_avatar(storage, alice, 1)
-    child = await make_avatar(storage, alice, 2, kind="edit", parent=root)
-    await storage.soft_delete(root.public_id, alice)
-    assert await storage.purge_deleted(timedelta(0)) == 1
-    orphaned = await storage.get_avatar(child.public_id, alice)
-    assert orphaned.parent_id is None  # ON DELETE SET NULL
-    assert [a.public_id for a in await storage.lineage(child.public_id, alice)] == [child.public_id]
 
 
 async def storage_put(storage: Storage, data: bytes) -> str:
-    """Put a blob with no row, as a crashed ``create_avatar`` would leave it."""
+    """Put a blob with no row, as a crashed ``finish_job`` would leave it."""
     return storage.blobs.put(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from sqlalchemy.engine import Connection
 
 from storage import DatabaseBehind, SchemaMismatch, Storage, migrate
 from storage.db import create_engine
-from storage.models import Base
+from storage.models import Base, Job
+
+_T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 TABLES = {"users", "guilds", "avatars", "jobs"}
 
@@ -62,6 +65,128 @@ async def test_models_match_migrations(empty_db_url: str) -> None:
     assert await _schema_diff(empty_db_url) == []
 
 
+def _full_schema(conn: Connection) -> dict[str, Any]:
+    """Everything the inspector sees, per table, in a form that does not depend on column order; on
+    SQLite also whether the table keeps AUTOINCREMENT (a batch rebuild could drop it)."""
+    inspector = sa.inspect(conn)
+    schema: dict[str, Any] = {}
+    for table in sorted(set(inspector.get_table_names()) - {"alembic_version", "sqlite_sequence"}):
+        fks = inspector.get_foreign_keys(table)
+        schema[table] = {
+            "columns": {
+                c["name"]: (str(c["type"]), c["nullable"], c.get("default"))
+                for c in inspector.get_columns(table)
+            },
+            "pk": inspector.get_pk_constraint(table),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)
+            ),
+            "uniques": sorted(
+                (u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)
+            ),
+            "fks": sorted(
+                (
+                    f["name"],
+                    tuple(f["constrained_columns"]),
+                    f["referred_table"],
+                    f["options"].get("ondelete"),
+                )
+                for f in fks
+            ),
+            "checks": sorted(
+                (c["name"], " ".join(c["sqltext"].split())) for c in inspector.get_check_constraints(table)
+            ),
+        }
+        if conn.dialect.name == "sqlite":
+            sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).scalar_one()
+            schema[table]["autoincrement"] = "AUTOINCREMENT" in sql.upper()
+    return schema
+
+
+async def _inspect(url: str) -> dict[str, Any]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(_full_schema)
+    finally:
+        await engine.dispose()
+
+
+async def _create_all(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+    finally:
+        await engine.dispose()
+
+
+async def test_migrations_build_exactly_the_models_schema(empty_db_url: str, other_empty_db_url: str) -> None:
+    """Stricter than compare_metadata: CHECK constraints, FK actions and SQLite's AUTOINCREMENT too,
+    which 0002's table rebuild on SQLite must keep."""
+    await migrate.upgrade(empty_db_url)
+    await _create_all(other_empty_db_url)
+    migrated, built = await _inspect(empty_db_url), await _inspect(other_empty_db_url)
+    assert set(migrated) == TABLES
+    assert migrated == built
+    if "sqlite" in empty_db_url:
+        assert sorted(t for t, v in migrated.items() if v["autoincrement"]) == ["avatars", "jobs", "users"]
+
+
+async def test_0002_keeps_existing_jobs_and_downgrades_cleanly(empty_db_url: str) -> None:
+    await migrate.upgrade(empty_db_url, "0001")
+    before = await _inspect(empty_db_url)
+    engine = create_engine(empty_db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text("INSERT INTO users (id, discord_id, created_at) VALUES (7, 70, :t)"), {"t": _T0}
+            )
+            for status in ("done", "queued"):
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO jobs (public_id, user_id, kind, status, request, created_at, updated_at, "
+                        "channel_id, interaction_token) "
+                        "VALUES (:pid, 7, 'prompt', :status, '{\"p\": 1}', :t, :t, 99, 'tok')"
+                    ),
+                    {"pid": f"job-{status}", "status": status, "t": _T0},
+                )
+        await migrate.upgrade(empty_db_url)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sa.select(Job).order_by(Job.id))).all()
+        assert [(r.id, r.status, r.request, r.channel_id, r.interaction_token) for r in rows] == [
+            (1, "done", {"p": 1}, 99, "tok"),
+            (2, "queued", {"p": 1}, 99, "tok"),
+        ]
+        # Old jobs have nobody to deliver to, so a restart never delivers them (again).
+        assert [(r.messages, r.deliver_user_id, r.request_group, r.delivered_at) for r in rows] == [
+            ([], None, None, None)
+        ] * 2
+        async with engine.begin() as conn:  # ids are not reused after the rebuild (AUTOINCREMENT kept)
+            await conn.execute(sa.text("DELETE FROM jobs WHERE id = 2"))
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO jobs (public_id, user_id, kind, status, request, messages, created_at, updated_at) "
+                    "VALUES ('new', 7, 'prompt', 'queued', '{}', '[]', :t, :t)"
+                ),
+                {"t": _T0},
+            )
+            assert (await conn.execute(sa.text("SELECT max(id) FROM jobs"))).scalar_one() == 3
+    finally:
+        await engine.dispose()
+
+    await migrate.downgrade(empty_db_url, "0001")
+    assert await migrate.current_revision(empty_db_url) == "0001"
+    assert await _inspect(empty_db_url) == before
+    engine = create_engine(empty_db_url)
+    try:
+        async with engine.connect() as conn:
+            kept = (await conn.execute(sa.text("SELECT id, status, channel_id FROM jobs ORDER BY id"))).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(r) for r in kept] == [(1, "done", 99), (3, "queued", None)]
+
+
 async def test_schema_comparison_is_not_vacuous(empty_db_url: str) -> None:
     """The comparison above would notice a model change that has no migration."""
     await migrate.upgrade(empty_db_url)
@@ -103,7 +228,7 @@ def test_config_finds_scripts_without_an_ini_file() -> None:
     location = Path(config.get_main_option("script_location") or "")
     assert (location / "env.py").is_file()
     assert (location / "versions" / "__init__.py").is_file()
-    assert migrate.head_revision() == "0001"
+    assert migrate.head_revision() == "0002"
 
 
 # --- URL resolution in migrations/env.py (-x url=, then config.attributes, then env var, then default) ---

@@ -43,6 +43,8 @@ async def test_console_users_are_separate_from_discord_users(storage: Storage) -
         {"console_name": ""},
         {"console_name": " padded "},
         {"console_name": "x" * 65},
+        {"console_name": "nul\x00name"},
+        {"console_name": "bad\udcffname"},
     ],
 )
 async def test_invalid_identities_are_refused(storage: Storage, kwargs: dict[str, object]) -> None:
@@ -123,3 +125,14 @@ async def test_prompt_policy_check_constraint(storage: Storage) -> None:
     with pytest.raises(IntegrityError):
         async with storage.transaction() as s:
             await s.execute(sa.text("UPDATE guilds SET prompt_policy = 'anything' WHERE id = 78"))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"engine": "dif\x00fusion"}, {"settings": {"welcome": "h\x00i"}}, {"settings": {"a\x00": 1}}],
+)
+async def test_guild_text_with_nul_bytes_is_refused(storage: Storage, changes: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="NUL byte"):
+        await storage.update_guild(4242, **changes)  # type: ignore[arg-type]
+    guild = await storage.guild_settings(4242)
+    assert guild.engine is None and guild.settings == {}
