@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import stat
 import sys
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bot.app import open_app, open_storage
 from bot.cli import print_json, require_size
-from bot.errors import BadInput
+from bot.errors import BadInput, UserError
 from bot.settings import Settings
-from bot.studio import Actor, AvatarView, Outcome, Pending, Studio
+from bot.studio import MAX_COUNT, MAX_PHOTO_BYTES, Actor, AvatarView, Outcome, Pending, Studio
 from generation import catalog
 from generation.jobs import ProgressEvent
 
@@ -25,6 +28,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         return _catalog(args)
     if command == "db":
         return await _db(args, settings)
+    check_args(args)  # all of them, before the confirmation and before a database is opened
     if (
         command == "forget"
         and not args.yes
@@ -32,8 +36,6 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     ):
         print("nothing deleted.")
         return 1
-    if command == "export":
-        require_size(args.size)
     actor = Actor(console_name=args.user)
     generate = command in {"avatar", "selfie", "edit", "vary"}
     async with open_app(settings, generate=generate, recover=False) as app:
@@ -51,8 +53,7 @@ async def _avatar(studio: Studio, actor: Actor, args: argparse.Namespace) -> int
 
 
 async def _selfie(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
-    photo = _read_photo(args.photo)
-    pending = await studio.submit_selfie(actor, photo, prompt=args.prompt, engine=args.engine)
+    pending = await studio.submit_selfie(actor, args.photo_data, prompt=args.prompt, engine=args.engine)
     pending.notes.append("Your photo was analysed in memory and not kept.")
     return await _finish(studio, pending, args)
 
@@ -87,11 +88,11 @@ async def _finish(studio: Studio, pending: Pending, args: argparse.Namespace) ->
             w.cancel()
         progress.close()
     out_dir: Path = args.out
-    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    kept = [v.id for v in outcome.avatars]
     for view in outcome.avatars:
         _, png = await studio.image(Actor(console_name=args.user), view.id)
         path = out_dir / f"{view.id}.png"
-        await asyncio.to_thread(path.write_bytes, png)
+        await _write(path, png, kept)
         if args.json:
             print_json(view.to_json(str(path)))
         else:
@@ -203,11 +204,9 @@ async def _show(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
 async def _export(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
     files = await studio.export(actor, args.avatar_id, args.format, size=args.size)
     out_dir: Path = args.out
-    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     for name, data in files.items():
         path = out_dir / name
-        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        await asyncio.to_thread(path.write_bytes, data)
+        await _write(path, data)
         print(f"wrote {path} ({len(data) // 1024 or 1} KB)")
     return 0
 
@@ -219,15 +218,15 @@ async def _favourite(studio: Studio, actor: Actor, args: argparse.Namespace) -> 
 
 
 async def _delete(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
-    view = await studio.delete(actor, args.avatar_id)
-    print(f"deleted {view.id}.")
+    removal = await studio.delete(actor, args.avatar_id)
+    print(f"deleted {removal.avatar.id}.")
     return 0
 
 
 async def _forget(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
-    counts = await studio.forget(actor)
+    gone = await studio.forget(actor)
     print(
-        f"forgot {actor.console_name}: {counts['avatars']} avatars, {counts['jobs']} jobs, {counts['images']} images removed."
+        f"forgot {actor.console_name}: {gone.avatars} avatars, {gone.jobs} jobs, {gone.images} images removed."
     )
     return 0
 
@@ -299,15 +298,124 @@ async def _db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _read_photo(path: Path) -> bytes:
-    limit = 10 * 1024 * 1024
+# --- checks before anything is queued or stored ------------------------------------------------------------
+
+#: The highest ``--page``: far beyond any history, and its row offset still fits every database's integers.
+MAX_PAGE = 2**31 - 1
+#: A console user name, as the users table stores it.
+MAX_USER_NAME = 64
+_FOLDER_HINT = "Give a folder to write the images to."
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every check on a command's arguments, before a database is opened: a bad one leaves nothing behind.
+
+    (Text is checked for invalid UTF-8 and NUL bytes by ``bot.cli.check_text_args`` before this.)
+    """
+    command: str = args.command
+    check_user_name(args.user)
+    if command == "history" and not 1 <= args.page <= MAX_PAGE:
+        hint = "Pages start at 1." if args.page < 1 else "`chibify history` says how many pages there are."
+        raise BadInput(f"page {args.page} does not exist.", hint)
+    if command == "avatar" and args.seed is not None:
+        from generation.spec import MAX_SEED
+
+        if not 0 <= args.seed <= MAX_SEED - MAX_COUNT:
+            raise BadInput(
+                f"seed {args.seed} is out of range.", f"Use a seed from 0 to {MAX_SEED - MAX_COUNT}."
+            )
+    if command == "export":
+        require_size(args.size)
+    if command in {"avatar", "selfie", "edit", "vary", "export"}:
+        check_out_dir(args.out)
+    if command == "selfie":
+        args.photo_data = read_photo(args.photo)
+
+
+def check_user_name(name: str) -> None:
+    """1 to 64 characters, no surrounding spaces, no control characters (the storage layer's rule)."""
+    if not name.strip():
+        raise BadInput("the user name is empty.", "Pass --user NAME.")
+    if name != name.strip():
+        raise BadInput("the user name starts or ends with a space.", "Pass --user NAME without them.")
+    if len(name) > MAX_USER_NAME:
+        raise BadInput(
+            f"the user name is {len(name)} characters long; the limit is {MAX_USER_NAME}.",
+            "Pass a shorter --user NAME.",
+        )
+    if any(unicodedata.category(c) in {"Cc", "Cs", "Zl", "Zp"} for c in name):
+        raise BadInput("the user name contains a control character or a line break.", "Remove it.")
+
+
+def check_out_dir(path: Path) -> None:
+    """``--out`` is a folder that can be written to, or can be made in one (it is made when writing)."""
+    probe = path
+    while True:
+        try:
+            st = os.stat(probe)
+            break
+        except (FileNotFoundError, NotADirectoryError):
+            if probe.parent == probe:
+                raise BadInput(f"cannot use --out {path}: no such folder.", _FOLDER_HINT) from None
+            probe = probe.parent
+        except OSError as exc:
+            raise BadInput(f"cannot use --out {path}: {exc.strerror}.", _FOLDER_HINT) from None
+    if not stat.S_ISDIR(st.st_mode):
+        where = "" if probe == path else f" ({probe} is not a folder)"
+        raise BadInput(f"--out {path} is not a folder{where}.", _FOLDER_HINT)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise BadInput(f"cannot write to --out {path} ({probe} is read-only).", _FOLDER_HINT)
+
+
+async def _write(path: Path, data: bytes, kept: Sequence[str] = ()) -> None:
+    """Write one output file; a failure (disk full, folder removed meanwhile) is one line, not a traceback."""
+
+    def write() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
     try:
-        size = path.stat().st_size
+        await asyncio.to_thread(write)
     except OSError as exc:
-        raise BadInput(f"cannot read {path}: {exc.strerror}.", "Check the path.") from None
-    if size > limit:
-        raise BadInput(f"{path} is {size / 1e6:.1f} MB; photos may be up to 10 MB.", "Send a smaller photo.")
-    return path.read_bytes()
+        hint = f"The avatar is kept: chibify export {kept[0]} --format png --out DIR." if kept else ""
+        raise UserError(f"could not write {path}: {exc.strerror or exc}.", hint) from None
+
+
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def read_photo(path: Path) -> bytes:
+    """The photo's bytes, at most 10 MB: counted as read, so a file that grows or lies about its size cannot
+    make it read more. Folders, devices, FIFOs and sockets are refused before anything is read."""
+    limit = MAX_PHOTO_BYTES
+    too_big = BadInput(f"{path} is over 10 MB; photos may be up to 10 MB.", "Send a smaller photo.")
+    try:
+        st = os.stat(path)
+        _require_regular(path, st.st_mode)
+        if st.st_size > limit:
+            raise too_big
+        # O_NONBLOCK: if the path was swapped for a FIFO since the check, opening it does not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as f:
+            _require_regular(path, os.fstat(f.fileno()).st_mode)
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror or exc}.", "Check the path.") from None
+    if len(data) > limit:
+        raise too_big
+    return data
+
+
+def _require_regular(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        what = next((name for test, name in _NOT_REGULAR if test(mode)), "an unusual kind of file")
+        raise BadInput(f"{path} is not a regular file (it is {what}).", "Give the path of a photo file.")
 
 
 def _confirm(question: str) -> bool:
