@@ -2,7 +2,9 @@
 
 An engine is any object with ``run_batch(requests, progress) -> list[GenerationResult | BaseException]``
 (one entry per request, in order; an exception entry fails only that request). ``progress(index, step,
-total_steps)`` reports that request ``index`` of the batch reached ``step`` of ``total_steps``.
+total_steps)`` reports that request ``index`` of the batch reached ``step`` of ``total_steps``. An engine
+that draws one request at a time says so with ``one_at_a_time = True``: the worker then calls it once per
+request, so the service can tell which request hung.
 
 Engines are built in the worker process only (see :mod:`generation.worker`); this module imports no engine
 code at import time, so the bot process can import it freely (it never imports torch).
@@ -84,6 +86,8 @@ class ChibiAdapter:
 
     ``generation.chibi`` is imported here, inside the worker, so the bot process never pays for it.
     """
+
+    one_at_a_time = True  # the worker calls run_batch per request, so a hang names its job
 
     def __init__(self) -> None:
         from generation.chibi import ChibiEngine

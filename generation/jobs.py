@@ -4,15 +4,18 @@ Everything here is a frozen dataclass of plain values (ints, strings, bytes, dic
 pickles across the worker pipe and could as well travel over a socket to a remote GPU worker later. Nothing
 here imports an engine, torch, discord or storage.
 
-The worker protocol is four messages, one batch in flight at a time::
+The worker protocol is five messages, one batch in flight at a time::
 
     service -> worker   RunBatch(batch_id, items=((job_id, GenerationRequest), ...))   |  Shutdown()
     worker  -> service  WorkerReady(pid, engines)                                       (once, after loading)
+                        ItemsStarted(batch_id, job_ids)                                 (before each engine call)
                         BatchProgress(batch_id, job_id, step, total_steps)              (any number)
                         BatchDone(batch_id, outcomes=(ItemOutcome(job_id, result | error), ...))
 
 A worker that dies shows up as end-of-file on its connection; a worker that hangs is caught by the
-service's deadline. Errors travel as short strings, never as pickled exception objects.
+service's deadline, and the last ``ItemsStarted`` names the jobs that were in the engine then (one job for
+an engine that draws one request at a time). Errors travel as short strings, never as pickled exception
+objects.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ __all__ = [
     "EVENT_KINDS",
     "BatchDone",
     "BatchProgress",
+    "BatchUpdate",
     "Delivery",
     "EngineSpec",
     "EventKind",
     "GenerationRequest",
     "GenerationResult",
     "ItemOutcome",
+    "ItemsStarted",
     "ProgressEvent",
     "RunBatch",
     "Shutdown",
@@ -268,6 +273,16 @@ class BatchProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemsStarted:
+    """The worker hands these jobs of the batch to the engine in one call. The jobs of earlier calls of the
+    same batch are drawn; if the batch hangs, the last call's jobs are the ones that hung. An engine that
+    draws one request at a time gets one call per job, so the job that hung is known exactly."""
+
+    batch_id: int
+    job_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ItemOutcome:
     job_id: int
     result: GenerationResult | None = None
@@ -281,4 +296,6 @@ class BatchDone:
     run_s: float = 0.0
 
 
-WorkerMessage = WorkerReady | BatchProgress | BatchDone
+#: What the service hears about a running batch before its :class:`BatchDone`.
+BatchUpdate = ItemsStarted | BatchProgress
+WorkerMessage = WorkerReady | ItemsStarted | BatchProgress | BatchDone

@@ -2,13 +2,18 @@
 
 * Durable: every job is written to the job store before it is queued; every transition is recorded there;
   on :meth:`GenerationService.start` unfinished jobs are queued again (or failed with a deliverable reason).
-* Fair: one queue per ``user_key``, served round-robin; a per-user and a global cap make :meth:`submit`
-  fail at once with :class:`QueueFull` ("busy, try again in ~N s").
+* Fair: one queue per ``user_key``, served round-robin (:mod:`generation.fairqueue`; ETAs from
+  :mod:`generation.eta`); a per-user and a global cap make
+  :meth:`~GenerationService.submit_many` refuse a whole request at once with :class:`QueueFull` ("busy, try
+  again in ~N s"): all its jobs are admitted, or none is written.
 * Batched: compatible requests (same :meth:`GenerationRequest.batch_key`) from the head of the rotation go
   together, up to ``max_batch``; a lone request waits at most ``batch_window_s`` for company.
 * Supervised: a dead worker is replaced and its batch retried once (each job alone, so one poison request
-  cannot take its neighbours down twice); a batch past ``job_timeout_s`` kills the worker and fails with
-  "took too long".
+  cannot take its neighbours down twice); a batch past ``job_timeout_s`` kills the worker, fails the job
+  that hung ("took too long") and re-runs its batch-mates at once, each alone.
+* Honest: a handle is resolved only with what the job store recorded. A store call that fails is retried
+  (``complete`` a few times, then the job is failed; ``fail`` and ``cancel`` until they succeed or the
+  service stops, when the handle gets :class:`ServiceStopped` and the job runs again after the restart).
 
 The worker is reached through the small :class:`WorkerClient` protocol (start / run_batch / kill / stop),
 implemented for a local spawned process by :class:`generation.worker.ProcessWorker`.
@@ -25,19 +30,22 @@ import itertools
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from generation.engines import engine_spec
+from generation.eta import Estimator
+from generation.fairqueue import FairQueue
 from generation.jobs import (
     BatchDone,
-    BatchProgress,
+    BatchUpdate,
+    Delivery,
     EngineSpec,
     GenerationRequest,
     GenerationResult,
+    ItemsStarted,
     ProgressEvent,
     RunBatch,
 )
@@ -60,6 +68,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TOOK_TOO_LONG = "took too long"
+SAVE_FAILED = "the result could not be saved"
+STAYS_QUEUED = "the generator stopped; your request stays queued and runs when it is back"
+#: ``complete``, ``mark_running`` and ``requeue`` are tried this often before the job is failed.
+STORE_TRIES = 3
+#: First pause between store retries (doubling, at most :data:`STORE_BACKOFF_MAX_S`).
+STORE_BACKOFF_S = 0.05
+STORE_BACKOFF_MAX_S = 5.0
 
 
 # --- errors -------------------------------------------------------------------------------------------------
@@ -116,19 +131,27 @@ class StoredJob(Protocol):
     @property
     def created_at(self) -> datetime: ...  # timezone-aware
     @property
-    def deliver(self) -> dict[str, Any] | None: ...
+    def deliver(self) -> dict[str, Any] | None: ...  # Delivery.to_json() as it was created
 
 
 class JobStore(Protocol):
     """Where jobs live. ``storage.jobstore.SqlJobStore`` implements it on the jobs table.
 
-    Every method is one transaction. ``complete`` stores the avatar and marks the job done together and is
-    idempotent (one job makes at most one avatar, however often it is called).
+    Every method is one transaction. ``create_many`` writes all the jobs of one request (items are
+    ``(request_json, user_key, kind)``, one ``deliver`` for them all) or none, and returns their ids in
+    order. ``complete`` stores the avatar and marks the job done together and is idempotent (one job makes
+    at most one avatar, however often it is called).
+
+    A transition the store refuses because the job is no longer in a state for it (e.g. ``complete`` of a
+    job cancelled meanwhile) raises an exception with a ``current`` attribute naming the status the store
+    has (``storage.errors.InvalidTransition`` does); a job that no longer exists raises a ``LookupError``
+    (``storage.errors.NotFound``). The service takes both as what the store recorded and does not retry
+    them; any other exception is taken as a fault that may pass, and retried.
     """
 
-    async def create(
-        self, request: dict[str, Any], user_key: str, *, kind: str, deliver: dict[str, Any] | None
-    ) -> int: ...
+    async def create_many(
+        self, items: Sequence[tuple[dict[str, Any], str, str]], deliver: dict[str, Any] | None
+    ) -> list[int]: ...
     async def mark_running(self, job_id: int) -> None: ...
     async def complete(self, job_id: int, result: dict[str, Any]) -> Any: ...
     async def fail(self, job_id: int, error: str) -> None: ...
@@ -144,12 +167,43 @@ class WorkerClient(Protocol):
     @property
     def pid(self) -> int | None: ...
     async def start(self) -> Any: ...
-    async def run_batch(self, batch: RunBatch, on_progress: Callable[[BatchProgress], None]) -> BatchDone: ...
+    async def run_batch(self, batch: RunBatch, on_progress: Callable[[BatchUpdate], None]) -> BatchDone: ...
     async def kill(self) -> None: ...
     async def stop(self, timeout_s: float = 5.0) -> None: ...
 
 
 WorkerFactory = Callable[[tuple[EngineSpec, ...]], WorkerClient]
+
+
+GONE = "gone"
+
+
+def _recorded_status(exc: BaseException) -> str | None:
+    """What a store error says the store has: the job's status when it refused a transition (the error's
+    ``current``), :data:`GONE` when the job no longer exists (a ``LookupError``), None for a fault that may
+    pass."""
+    current = getattr(exc, "current", None)
+    if isinstance(current, str):
+        return current
+    if isinstance(exc, LookupError):
+        return GONE
+    return None
+
+
+def _clean_text(text: str) -> str:
+    """An error text any database takes: no NUL, no lone surrogates (from undecodable bytes)."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def _delivery_of(row: StoredJob) -> Delivery | None:
+    """The stored delivery target of a recovered job; None (with a warning) if it cannot be read."""
+    if row.deliver is None:
+        return None
+    try:
+        return Delivery.from_json(row.deliver)
+    except (AttributeError, TypeError, ValueError) as exc:
+        log.warning("job %d: its delivery target could not be read: %s", row.job_id, describe_error(exc))
+        return None
 
 
 # --- jobs and handles ----------------------------------------------------------------------------------------
@@ -159,11 +213,11 @@ WorkerFactory = Callable[[tuple[EngineSpec, ...]], WorkerClient]
 class _Job:
     job_id: int
     request: GenerationRequest
-    deliver: dict[str, Any] | None
+    deliver: Delivery | None
     handle: JobHandle
     submitted_at: float  # monotonic
     enqueued_at: float  # monotonic; when it (re)entered the queue
-    state: str = "pending"  # pending | starting (taken into a batch) | running | finished
+    state: str = "pending"  # pending | starting (taken into a batch) | running | finishing | finished
     attempts: int = 0
     isolate: bool = False
     cancel_requested: bool = False
@@ -174,6 +228,9 @@ class _Job:
     def user_key(self) -> str:
         return self.request.user_key
 
+    def batch_key(self) -> tuple[Any, ...]:
+        return self.request.batch_key()
+
 
 class JobHandle:
     """What :meth:`GenerationService.submit` returns: await the result, follow progress, cancel."""
@@ -183,7 +240,7 @@ class JobHandle:
         service: GenerationService,
         job_id: int,
         request: GenerationRequest,
-        deliver: dict[str, Any] | None,
+        deliver: Delivery | None,
     ) -> None:
         self._service = service
         self.job_id = job_id
@@ -300,8 +357,7 @@ class GenerationService:
         )
 
         self._worker: WorkerClient | None = None
-        self._queues: dict[str, deque[_Job]] = {}
-        self._rotation: deque[str] = deque()  # users with pending jobs, next to serve first
+        self._queue: FairQueue[_Job] = FairQueue()  # jobs waiting for the worker
         self._jobs: dict[int, _Job] = {}  # every job not finished yet (pending or running)
         self._unfinished_by_user: dict[str, int] = {}
         self._reserved: dict[str, int] = {}  # submits between the cap check and the queue
@@ -315,11 +371,7 @@ class GenerationService:
         self._stopped = False
         self._dispatcher: asyncio.Task[None] | None = None
         self._finishers: set[asyncio.Task[None]] = set()
-        self._positions: dict[int, int] | None = None
-        # Running estimates (seconds) for ETAs and "try again in ~N s".
-        self._item_s = 1.0
-        self._batch_s = 1.0
-        self._have_estimate = False
+        self._estimate = Estimator()  # seconds per batch and per item, for ETAs and "try again in ~N s"
 
     # --- life cycle -------------------------------------------------------------------------------------
 
@@ -391,12 +443,11 @@ class GenerationService:
             await self._store_call("requeue", job.job_id)
             job.state = "pending"
         left = len(self._jobs)
-        stopped = ServiceStopped("the generator stopped; your request stays queued and runs when it is back")
+        stopped = ServiceStopped(STAYS_QUEUED)
         for job in list(self._jobs.values()):
             self._forget(job)
             job.handle._resolve(error=stopped)
-        self._queues.clear()
-        self._rotation.clear()
+        self._queue.clear()
         self._update_queue_gauge()
         if self._worker is not None:
             await self._worker.stop(5.0)
@@ -411,55 +462,108 @@ class GenerationService:
 
     # --- submit -----------------------------------------------------------------------------------------
 
-    async def submit(self, request: GenerationRequest, *, deliver: dict[str, Any] | None = None) -> JobHandle:
-        """Record the job in the store, queue it and return its handle.
+    async def submit(
+        self, request: GenerationRequest, *, deliver: Delivery | None = None, user_limit: int | None = None
+    ) -> JobHandle:
+        """One job: :meth:`submit_many` with one request."""
+        (handle,) = await self.submit_many([request], deliver=deliver, user_limit=user_limit)
+        return handle
 
-        Raises :class:`QueueFull` at once past the per-user or global cap, :class:`ServiceStopped` when not
-        running, ValueError for an engine that is not configured.
+    async def submit_many(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        deliver: Delivery | None = None,
+        user_limit: int | None = None,
+    ) -> list[JobHandle]:
+        """Admit one user's whole request (e.g. the four pictures of ``count:4``) or none of it.
+
+        The caps are checked for all ``requests`` at once: the user's unfinished jobs plus these must stay
+        within ``max_queued_per_user`` (and within ``user_limit``, e.g. a guild's per-member queue limit,
+        when given), and all unfinished jobs plus these within ``max_queued_total``. Past a cap it raises
+        :class:`QueueFull` at once and writes nothing. The admitted jobs are written to the store in one
+        call (all or none), then queued; the handles come back in the order of ``requests``.
+
+        Raises :class:`ServiceStopped` when not running, ValueError for an engine that is not configured
+        or for requests of different users.
         """
         if not self._accepting:
             raise ServiceStopped("the generator is not running right now; try again in a minute")
-        if request.engine not in self.engine_names:
-            raise ValueError(
-                f"engine {request.engine!r} is not available (configured: {', '.join(sorted(self.engine_names))})"
+        requests = list(requests)
+        if not requests:
+            return []
+        user = requests[0].user_key
+        if any(r.user_key != user for r in requests):
+            raise ValueError("one request is one user's: every job of it must have the same user_key")
+        for request in requests:
+            if request.engine not in self.engine_names:
+                raise ValueError(
+                    f"engine {request.engine!r} is not available "
+                    f"(configured: {', '.join(sorted(self.engine_names))})"
+                )
+        # Check and reserve with no await in between: concurrent requests cannot overcommit.
+        self._admit(user, len(requests), user_limit)
+        self._reserved[user] = self._reserved.get(user, 0) + len(requests)
+        try:
+            items = [(r.to_json(), user, r.kind) for r in requests]
+            job_ids = await self._store.create_many(items, deliver=deliver.to_json() if deliver else None)
+            if len(job_ids) != len(requests):
+                raise RuntimeError(f"the job store made {len(job_ids)} jobs for {len(requests)} requests")
+        finally:
+            self._reserved[user] -= len(requests)
+            if not self._reserved[user]:
+                del self._reserved[user]
+        handles = [JobHandle(self, job_id, r, deliver) for job_id, r in zip(job_ids, requests, strict=True)]
+        if self._stop_event.is_set():
+            # stop() began while the store wrote them: they stay queued there and run after the restart.
+            for handle in handles:
+                handle._resolve(error=ServiceStopped(STAYS_QUEUED))
+            return handles
+        now = time.monotonic()
+        jobs = [_Job(h.job_id, h.request, deliver, h, submitted_at=now, enqueued_at=now) for h in handles]
+        for job in jobs:
+            self._track(job)
+            self._enqueue(job)
+            self.metrics.submitted.labels(kind=job.request.kind).inc()
+        for job in jobs:
+            position = self._position_of(job.job_id)
+            job.last_position = position
+            job.handle._emit(
+                ProgressEvent(job.job_id, "queued", position=position, eta_s=self._eta_of(job.job_id))
             )
-        user = request.user_key
+        log.debug("jobs %s queued for %s", job_ids, user)
+        return handles
+
+    def _admit(self, user: str, count: int, user_limit: int | None) -> None:
+        """Raise :class:`QueueFull` unless ``count`` more jobs of ``user`` fit under every cap."""
+        limit = self.max_queued_per_user if user_limit is None else min(self.max_queued_per_user, user_limit)
         mine = self._unfinished_by_user.get(user, 0) + self._reserved.get(user, 0)
-        if mine >= self.max_queued_per_user:
-            wait = self._retry_after_user(user)
+        if mine + count > limit:
             self.metrics.rejected.labels(scope="user").inc()
+            if count > limit:
+                wait = max(1, math.ceil(self._estimate.item_s))
+                raise QueueFull(
+                    f"that is too many at once: you asked for {count} pictures, and at most {limit} "
+                    "can wait for you",
+                    retry_after_s=wait,
+                    scope="user",
+                )
+            wait = self._retry_after_user(user, mine + count - limit)
+            asked = f"; this asks for {count} more, and the limit is {limit}" if count > 1 else ""
             raise QueueFull(
-                f"busy, try again in ~{wait} s (you already have {mine} pictures waiting)",
+                f"busy, try again in ~{wait} s (you already have {mine} pictures waiting{asked})",
                 retry_after_s=wait,
                 scope="user",
             )
         total = len(self._jobs) + sum(self._reserved.values())
-        if total >= self.max_queued_total:
-            wait = self._retry_after_total(total)
+        if total + count > self.max_queued_total:
+            wait = self._retry_after_total(total + count)
             self.metrics.rejected.labels(scope="global").inc()
             raise QueueFull(
                 f"busy, try again in ~{wait} s (the queue is full)", retry_after_s=wait, scope="global"
             )
-        self._reserved[user] = self._reserved.get(user, 0) + 1
-        try:
-            job_id = await self._store.create(request.to_json(), user, kind=request.kind, deliver=deliver)
-        finally:
-            self._reserved[user] -= 1
-            if not self._reserved[user]:
-                del self._reserved[user]
-        handle = JobHandle(self, job_id, request, deliver)
-        now = time.monotonic()
-        job = _Job(job_id, request, deliver, handle, submitted_at=now, enqueued_at=now)
-        self._track(job)
-        self._enqueue(job)
-        self.metrics.submitted.labels(kind=request.kind).inc()
-        position = self._position_of(job_id)
-        job.last_position = position
-        handle._emit(ProgressEvent(job_id, "queued", position=position, eta_s=self._eta_of(job_id)))
-        log.debug("job %d queued for %s at position %s", job_id, user, position)
-        return handle
 
-    # --- queue bookkeeping ---------------------------------------------------------------------------------
+    # --- queue bookkeeping (the fair queue itself is generation.fairqueue) ------------------------------------
 
     def _track(self, job: _Job) -> None:
         self._jobs[job.job_id] = job
@@ -476,145 +580,52 @@ class GenerationService:
 
     def _enqueue(self, job: _Job, *, front: bool = False) -> None:
         job.state = "pending"
-        queue = self._queues.setdefault(job.user_key, deque())
-        if front:
-            queue.appendleft(job)
-            if job.user_key in self._rotation:
-                self._rotation.remove(job.user_key)
-            self._rotation.appendleft(job.user_key)
-        else:
-            queue.append(job)
-            if job.user_key not in self._rotation:
-                self._rotation.append(job.user_key)
-        self._positions = None
+        self._queue.add(job, front=front)
         self._update_queue_gauge()
         self._wake.set()
 
     def _unqueue(self, job: _Job) -> None:
-        queue = self._queues.get(job.user_key)
-        if queue is not None:
-            with contextlib.suppress(ValueError):
-                queue.remove(job)
-            if not queue:
-                del self._queues[job.user_key]
-                with contextlib.suppress(ValueError):
-                    self._rotation.remove(job.user_key)
-        self._positions = None
+        self._queue.remove(job)
         self._update_queue_gauge()
 
-    def _pending_count(self) -> int:
-        return sum(len(q) for q in self._queues.values())
-
     def _update_queue_gauge(self) -> None:
-        self.metrics.queue_length.set(self._pending_count())
-
-    def _peek(self) -> _Job | None:
-        for user in self._rotation:
-            queue = self._queues.get(user)
-            if queue:
-                return queue[0]
-        return None
-
-    def _compatible_pending(self, key: tuple[Any, ...]) -> int:
-        return sum(
-            1
-            for queue in self._queues.values()
-            for job in queue
-            if not job.isolate and job.request.batch_key() == key
-        )
+        self.metrics.queue_length.set(len(self._queue))
 
     def _take_batch(self, head: _Job) -> list[_Job]:
-        """Head job plus compatible jobs, one per user per round in rotation order; served users go last."""
-        batch = [head]
-        served = [head.user_key]
-        self._unqueue(head)
-        if not head.isolate and self.max_batch > 1:
-            key = head.request.batch_key()
-            progress = True
-            while len(batch) < self.max_batch and progress:
-                progress = False
-                for user in list(self._rotation):
-                    if len(batch) >= self.max_batch:
-                        break
-                    queue = self._queues.get(user)
-                    if not queue:
-                        continue
-                    pick = next((j for j in queue if not j.isolate and j.request.batch_key() == key), None)
-                    if pick is None:
-                        continue
-                    self._unqueue(pick)
-                    batch.append(pick)
-                    if user not in served:
-                        served.append(user)
-                    progress = True
+        batch = self._queue.take_batch(head, self.max_batch)
         for job in batch:
             job.state = "starting"
-        # Round-robin: everyone served this time moves behind everyone who was not.
-        for user in served:
-            with contextlib.suppress(ValueError):
-                self._rotation.remove(user)
-            if self._queues.get(user):
-                self._rotation.append(user)
-        self._positions = None
+        self._update_queue_gauge()
         return batch
-
-    def _compute_positions(self) -> dict[int, int]:
-        if self._positions is None:
-            order: dict[int, int] = {}
-            queues = [list(self._queues.get(user, ())) for user in self._rotation]
-            depth = 0
-            while True:
-                added = False
-                for queue in queues:
-                    if depth < len(queue):
-                        order[queue[depth].job_id] = len(order)
-                        added = True
-                if not added:
-                    break
-                depth += 1
-            self._positions = order
-        return self._positions
 
     def _position_of(self, job_id: int) -> int | None:
         job = self._jobs.get(job_id)
         if job is None:
             return None
-        if job.state in ("starting", "running"):
+        if job.state != "pending":
             return 0
-        return self._compute_positions().get(job_id)
-
-    def _remaining_batch_s(self) -> float:
-        if self._batch_started is None:
-            return 0.0
-        return max(0.0, self._batch_s - (time.monotonic() - self._batch_started))
+        return self._queue.positions().get(job_id)
 
     def _eta_of(self, job_id: int) -> float | None:
         job = self._jobs.get(job_id)
         if job is None:
             return None
-        if job.state in ("starting", "running"):
-            return round(self._remaining_batch_s(), 2)
-        position = self._compute_positions().get(job_id, 0)
-        return round(self._remaining_batch_s() + (position + 1) * self._item_s, 2)
+        position = self._queue.positions().get(job_id, 0) if job.state == "pending" else None
+        return self._estimate.eta_s(position, self._batch_started, time.monotonic())
 
-    def _retry_after_user(self, user: str) -> int:
+    def _retry_after_user(self, user: str, need: int = 1) -> int:
+        """Seconds until ``need`` of the user's unfinished jobs are done."""
         etas = [self._eta_of(j.job_id) for j in self._jobs.values() if j.user_key == user]
-        known = [e for e in etas if e is not None]
-        return max(1, math.ceil(min(known) if known else self._item_s))
+        return self._estimate.retry_after_user([e for e in etas if e is not None], need)
 
-    def _retry_after_total(self, total: int) -> int:
-        over = total - self.max_queued_total + 1
-        return max(1, math.ceil(self._remaining_batch_s() + over * self._item_s))
-
-    def _learn(self, run_s: float, size: int) -> None:
-        if not self._have_estimate:
-            self._batch_s, self._item_s, self._have_estimate = run_s, run_s / size, True
-        else:
-            self._batch_s = 0.8 * self._batch_s + 0.2 * run_s
-            self._item_s = 0.8 * self._item_s + 0.2 * (run_s / size)
+    def _retry_after_total(self, wanted: int) -> int:
+        """Seconds until ``wanted`` unfinished jobs fit under the global cap."""
+        return self._estimate.retry_after_total(
+            wanted - self.max_queued_total, self._batch_started, time.monotonic()
+        )
 
     def _announce_positions(self) -> None:
-        positions = self._compute_positions()
+        positions = self._queue.positions()
         for job_id, position in positions.items():
             job = self._jobs.get(job_id)
             if job is not None and job.last_position != position:
@@ -647,9 +658,11 @@ class GenerationService:
                 elif parsed.engine not in self.engine_names:
                     reason = f"the {parsed.engine} engine is no longer available"
             request = parsed or GenerationRequest(user_key=row.user_key or "unknown", spec={})
-            handle = JobHandle(self, row.job_id, request, row.deliver)
+            deliver = _delivery_of(row)
+            handle = JobHandle(self, row.job_id, request, deliver)
             handles.append(handle)
             if reason is not None:
+                reason = _clean_text(reason)
                 await self._store.fail(row.job_id, reason)
                 handle._emit(ProgressEvent(row.job_id, "failed", message=reason))
                 handle._resolve(error=JobFailed(row.job_id, reason))
@@ -659,7 +672,7 @@ class GenerationService:
             if row.status == "running":
                 await self._store.requeue(row.job_id)
             now_m = time.monotonic()
-            job = _Job(row.job_id, request, row.deliver, handle, submitted_at=now_m, enqueued_at=-math.inf)
+            job = _Job(row.job_id, request, deliver, handle, submitted_at=now_m, enqueued_at=-math.inf)
             self._track(job)
             self._enqueue(job)
             handle._emit(ProgressEvent(row.job_id, "queued", position=self._position_of(row.job_id)))
@@ -670,15 +683,14 @@ class GenerationService:
 
     async def _dispatch_loop(self) -> None:
         while not self._stop_event.is_set():
-            head = self._peek()
+            head = self._queue.peek()
             if head is None:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             if self.max_batch > 1 and not head.isolate:
                 remaining = head.enqueued_at + self.batch_window_s - time.monotonic()
-                key = head.request.batch_key()
-                if remaining > 0 and self._compatible_pending(key) < self.max_batch:
+                if remaining > 0 and self._queue.compatible(head.batch_key()) < self.max_batch:
                     # Give compatible requests a moment to arrive; never longer than the window.
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
@@ -700,12 +712,16 @@ class GenerationService:
         runnable: list[_Job] = []
         for job in batch:
             try:
-                await self._store.mark_running(job.job_id)
+                await self._store_retrying("mark_running", job.job_id, done_when="running")
             except Exception as exc:
-                # e.g. the user deleted their data meanwhile: that job cannot run, the rest can.
+                # e.g. the user deleted their data or cancelled meanwhile: that job cannot run, the rest can.
                 log.warning("job %d could not start: %s", job.job_id, describe_error(exc))
                 job.state = "running"
-                await self._finish_failed(job, "it could not be started")
+                recorded = _recorded_status(exc)
+                if recorded is not None:
+                    await self._settle_as_recorded(job, recorded, "it could not be started")
+                else:
+                    await self._finish_failed(job, "it could not be started")
                 continue
             job.state = "running"
             job.attempts += 1
@@ -720,16 +736,20 @@ class GenerationService:
             if job.started_at is None:
                 job.started_at = now
                 self.metrics.wait_seconds.observe(now - job.submitted_at)
-            job.handle._emit(ProgressEvent(job.job_id, "started", position=0, eta_s=round(self._batch_s, 2)))
+            eta = round(self._estimate.batch_s, 2)
+            job.handle._emit(ProgressEvent(job.job_id, "started", position=0, eta_s=eta))
         self._running = runnable
         self._batch_started = now
-        self._positions = None
         self._announce_positions()
         self.metrics.batch_size.observe(len(runnable))
         self.metrics.running.set(len(runnable))
         by_id = {job.job_id: job for job in runnable}
+        in_engine: list[tuple[int, ...]] = []  # the jobs of the engine call the worker is in now
 
-        def on_progress(message: BatchProgress) -> None:
+        def on_update(message: BatchUpdate) -> None:
+            if isinstance(message, ItemsStarted):
+                in_engine[:] = [message.job_ids]
+                return
             job = by_id.get(message.job_id)
             if job is not None:
                 job.handle._emit(
@@ -741,7 +761,7 @@ class GenerationService:
         items = tuple((job.job_id, job.request) for job in runnable)
         try:
             done = await asyncio.wait_for(
-                worker.run_batch(RunBatch(batch_id, items), on_progress), self.job_timeout_s
+                worker.run_batch(RunBatch(batch_id, items), on_update), self.job_timeout_s
             )
         except TimeoutError:
             self.metrics.failures.labels(reason="timeout").inc()
@@ -752,51 +772,70 @@ class GenerationService:
                 self.job_timeout_s,
             )
             await worker.kill()
-            await self._after_lost_batch(runnable, timed_out=True)
+            await self._after_timeout(runnable, in_engine[0] if in_engine else None)
             await self._replace_worker()
             return
         except WorkerCrashed as exc:
             self.metrics.failures.labels(reason="worker_crash").inc()
             log.warning("worker crashed during batch %d (%d jobs): %s", batch_id, len(runnable), exc)
             await worker.kill()
-            await self._after_lost_batch(runnable, timed_out=False, detail=str(exc))
+            await self._after_crash(runnable)
             await self._replace_worker()
             return
         finally:
             self.metrics.running.set(0)
             self._batch_started = None
         self._running = []
-        self._learn(max(done.run_s, 1e-6), len(runnable))
+        self._estimate.learn(done.run_s, len(runnable))
         self.metrics.run_seconds.observe(done.run_s)
         task = asyncio.create_task(self._finish_batch(by_id, done), name=f"finish-batch-{batch_id}")
         self._finishers.add(task)
         task.add_done_callback(self._finishers.discard)
 
-    async def _after_lost_batch(self, batch: list[_Job], *, timed_out: bool, detail: str = "") -> None:
+    async def _after_timeout(self, batch: list[_Job], hung_call: tuple[int, ...] | None) -> None:
+        """The batch passed its deadline. The jobs of the engine call that hung are the suspects (all of
+        the batch if the worker did not say): one suspect alone hung, and fails; several (an engine that
+        draws a batch in one call) are each run again alone, once. Everyone else of the batch was drawn or
+        not reached yet: they run again at once, each alone, ahead of everyone else."""
         self._running = []
-        alone = len(batch) == 1
+        suspects = [job for job in batch if hung_call is None or job.job_id in hung_call] or batch
+        too_long = f"{TOOK_TOO_LONG} (over {self.job_timeout_s:g} s)"
         retry: list[_Job] = []
         for job in batch:
             if job.cancel_requested:
                 await self._finish_cancelled(job)
-            elif timed_out and alone:
-                await self._finish_failed(job, f"{TOOK_TOO_LONG} (over {self.job_timeout_s:g} s)")
-            elif job.attempts >= self.max_attempts:
-                reason = (
-                    f"{TOOK_TOO_LONG} (over {self.job_timeout_s:g} s)"
-                    if timed_out
-                    else "the generator crashed while drawing it"
-                )
-                await self._finish_failed(job, reason)
+            elif len(suspects) == 1 and job is suspects[0]:
+                log.warning("job %d hung; it fails", job.job_id)
+                await self._finish_failed(job, too_long)
             else:
                 retry.append(job)
-        # Retry each job alone, ahead of everyone else: one bad request cannot sink its neighbours twice.
+        await self._retry_alone(retry)
+
+    async def _after_crash(self, batch: list[_Job]) -> None:
+        self._running = []
+        retry: list[_Job] = []
+        for job in batch:
+            if job.cancel_requested:
+                await self._finish_cancelled(job)
+            elif job.attempts >= self.max_attempts:
+                await self._finish_failed(job, "the generator crashed while drawing it")
+            else:
+                retry.append(job)
+        await self._retry_alone(retry)
+
+    async def _retry_alone(self, retry: list[_Job]) -> None:
+        """Queue each job again alone, ahead of everyone else: one bad request cannot sink its neighbours
+        twice."""
         for job in reversed(retry):
             try:
-                await self._store.requeue(job.job_id)
+                await self._store_retrying("requeue", job.job_id, done_when="queued")
             except Exception as exc:
                 log.warning("job %d could not be requeued: %s", job.job_id, describe_error(exc))
-                await self._finish_failed(job, "it could not be retried")
+                recorded = _recorded_status(exc)
+                if recorded is not None:
+                    await self._settle_as_recorded(job, recorded, "it could not be retried")
+                else:
+                    await self._finish_failed(job, "it could not be retried")
                 continue
             job.isolate = True
             job.enqueued_at = -math.inf
@@ -825,12 +864,12 @@ class GenerationService:
                 await asyncio.wait_for(self._stop_event.wait(), delay)
             delay = min(delay * 2, 30.0)
 
-    # --- finishing -----------------------------------------------------------------------------------------
+    # --- finishing: the handle learns only what the store recorded -------------------------------------------
 
     async def _finish_batch(self, by_id: dict[int, _Job], done: BatchDone) -> None:
         for outcome in done.outcomes:
             job = by_id.get(outcome.job_id)
-            if job is None:
+            if job is None or job.state in ("finishing", "finished"):
                 continue
             try:
                 if job.cancel_requested:
@@ -841,37 +880,142 @@ class GenerationService:
                     await self._finish_failed(job, outcome.error or "the engine gave no picture", done.run_s)
             except Exception:
                 log.exception("could not finish job %d", job.job_id)
-                if not job.handle.done():
-                    job.handle._resolve(error=JobFailed(job.job_id, "the result could not be saved"))
-                self._forget(job)
+                if job.state != "finished":
+                    await self._finish_failed(job, "something went wrong in the generator", done.run_s)
 
     async def _finish_done(self, job: _Job, result: GenerationResult, run_s: float) -> None:
-        stored = await self._store.complete(job.job_id, result.to_store(job.request))
+        job.state = "finishing"
+        try:
+            stored = await self._store_retrying("complete", job.job_id, result.to_store(job.request))
+        except Exception as exc:
+            recorded = _recorded_status(exc)
+            if recorded is not None:
+                # e.g. cancelled or failed meanwhile: whatever the store has, it is not this picture
+                log.warning("job %d: the store kept it %s instead of done", job.job_id, recorded)
+                await self._settle_as_recorded(job, recorded, SAVE_FAILED, run_s)
+                return
+            log.error(
+                "job %d: its result could not be saved after %d tries: %s",
+                job.job_id,
+                STORE_TRIES,
+                describe_error(exc),
+            )
+            await self._finish_failed(job, SAVE_FAILED, run_s)
+            return
         final = dataclasses.replace(result, job_id=job.job_id, stored=stored)
-        job.state = "finished"
-        self._forget(job)
-        self.metrics.finished.labels(outcome="done").inc()
-        self._log_outcome(job, "done", run_s)
-        job.handle._emit(ProgressEvent(job.job_id, "done"))
-        job.handle._resolve(final)
+        self._settle(job, "done", result=final, run_s=run_s)
 
     async def _finish_failed(self, job: _Job, reason: str, run_s: float | None = None) -> None:
-        await self._store_call("fail", job.job_id, reason)
-        job.state = "finished"
-        self._forget(job)
-        self.metrics.finished.labels(outcome="failed").inc()
-        self._log_outcome(job, "failed", run_s, reason)
-        job.handle._emit(ProgressEvent(job.job_id, "failed", message=reason))
-        job.handle._resolve(error=JobFailed(job.job_id, reason))
+        job.state = "finishing"
+        reason = _clean_text(reason)
+        recorded = await self._store_until_recorded("fail", job.job_id, reason)
+        await self._settle_as_recorded(job, recorded or "failed", reason, run_s)
 
     async def _finish_cancelled(self, job: _Job) -> None:
-        await self._store_call("cancel", job.job_id)
+        job.state = "finishing"
+        recorded = await self._store_until_recorded("cancel", job.job_id)
+        await self._settle_as_recorded(job, recorded or "cancelled", "")
+
+    async def _settle_as_recorded(
+        self, job: _Job, status: str, reason: str, run_s: float | None = None
+    ) -> None:
+        """Resolve the handle with the status the store has for the job ("stopped": the store could not be
+        reached before the service stopped, so the job runs again after the restart)."""
+        if status == "failed":
+            self._settle(job, "failed", reason=reason or "it failed", run_s=run_s)
+        elif status in ("cancelled", GONE):
+            self._settle(job, "cancelled")
+        elif status == "stopped":
+            self._settle(job, "stopped")
+        else:
+            # The store says done (or still queued/running): never tell the user it failed. The result is
+            # delivered from the store after the next start.
+            log.error("job %d: the store has it %s; leaving it to the next start", job.job_id, status)
+            self._settle(job, "stopped")
+
+    def _settle(
+        self,
+        job: _Job,
+        outcome: str,
+        *,
+        result: GenerationResult | None = None,
+        reason: str = "",
+        run_s: float | None = None,
+    ) -> None:
         job.state = "finished"
         self._forget(job)
-        self.metrics.finished.labels(outcome="cancelled").inc()
-        self._log_outcome(job, "cancelled", None)
-        job.handle._emit(ProgressEvent(job.job_id, "cancelled"))
-        job.handle._resolve(error=JobCancelled(job.job_id))
+        if outcome == "stopped":
+            self._log_outcome(job, "stopped", run_s, "the job store could not be reached")
+            job.handle._resolve(error=ServiceStopped(STAYS_QUEUED))
+            return
+        self.metrics.finished.labels(outcome=outcome).inc()
+        self._log_outcome(job, outcome, run_s, reason)
+        if outcome == "done":
+            assert result is not None
+            job.handle._emit(ProgressEvent(job.job_id, "done"))
+            job.handle._resolve(result)
+        elif outcome == "failed":
+            job.handle._emit(ProgressEvent(job.job_id, "failed", message=reason))
+            job.handle._resolve(error=JobFailed(job.job_id, reason))
+        else:
+            job.handle._emit(ProgressEvent(job.job_id, "cancelled"))
+            job.handle._resolve(error=JobCancelled(job.job_id))
+
+    async def _store_retrying(self, method: str, job_id: int, *args: Any, done_when: str = "") -> Any:
+        """Call the store up to :data:`STORE_TRIES` times; a refusal (see :class:`JobStore`) is raised at
+        once, except one that says the job already is ``done_when`` (an earlier try got through)."""
+        delay = STORE_BACKOFF_S
+        for attempt in range(1, STORE_TRIES + 1):
+            try:
+                return await getattr(self._store, method)(job_id, *args)
+            except Exception as exc:
+                recorded = _recorded_status(exc)
+                if recorded is not None and recorded == done_when:
+                    return None
+                if recorded is not None or attempt == STORE_TRIES:
+                    raise
+                log.warning(
+                    "job store %s(%d) failed (try %d of %d): %s",
+                    method,
+                    job_id,
+                    attempt,
+                    STORE_TRIES,
+                    describe_error(exc),
+                )
+            await asyncio.sleep(delay)  # a short, bounded backoff
+            delay = min(delay * 2, STORE_BACKOFF_MAX_S)
+        raise AssertionError("unreachable")
+
+    async def _store_until_recorded(self, method: str, job_id: int, *args: Any) -> str | None:
+        """Call the store until it records the change (None) or refuses it (the status it has, see
+        :class:`JobStore`); "stopped" if the service stops first."""
+        delay = STORE_BACKOFF_S
+        while True:
+            try:
+                await getattr(self._store, method)(job_id, *args)
+                return None
+            except Exception as exc:
+                recorded = _recorded_status(exc)
+                if recorded is not None:
+                    return recorded
+                if self._stop_event.is_set():
+                    log.error(
+                        "job store %s(%d) failed: %s; the service is stopping, so the job stays as it is",
+                        method,
+                        job_id,
+                        describe_error(exc),
+                    )
+                    return "stopped"
+                log.warning(
+                    "job store %s(%d) failed: %s; trying again in %.2f s",
+                    method,
+                    job_id,
+                    describe_error(exc),
+                    delay,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_event.wait(), delay)
+            delay = min(delay * 2, STORE_BACKOFF_MAX_S)
 
     async def _store_call(self, method: str, *args: Any) -> None:
         try:
@@ -896,7 +1040,7 @@ class GenerationService:
 
     async def _cancel(self, job_id: int) -> bool:
         job = self._jobs.get(job_id)
-        if job is None or job.state == "finished":
+        if job is None or job.state in ("finishing", "finished"):
             return False
         if job.state == "pending":
             self._unqueue(job)

@@ -30,10 +30,12 @@ from typing import Any
 from generation.jobs import (
     BatchDone,
     BatchProgress,
+    BatchUpdate,
     EngineSpec,
     GenerationRequest,
     GenerationResult,
     ItemOutcome,
+    ItemsStarted,
     RunBatch,
     Shutdown,
     WorkerReady,
@@ -104,6 +106,14 @@ def _run_group(
     conn: Connection,
     outcomes: dict[int, ItemOutcome],
 ) -> None:
+    """Run ``items`` on ``engine``: in one call, or one call per item for an engine that says it draws one
+    request at a time (``one_at_a_time = True``), so that a hang names its job. Each call is announced
+    with :class:`ItemsStarted` first."""
+    if getattr(engine, "one_at_a_time", False) and len(items) > 1:
+        for item in items:
+            _run_group(engine, batch_id, [item], conn, outcomes)
+        return
+
     def progress_for(ids: list[int]) -> Callable[[int, int, int], None]:
         def progress(index: int, step: int, total: int) -> None:
             if 0 <= index < len(ids):
@@ -112,6 +122,7 @@ def _run_group(
         return progress
 
     ids = [job_id for job_id, _ in items]
+    conn.send(ItemsStarted(batch_id, tuple(ids)))
     try:
         results = engine.run_batch([request for _, request in items], progress_for(ids))
         if len(results) != len(items):
@@ -181,7 +192,7 @@ class ProcessWorker:
         self._conn: Connection | None = None
         self._reader: threading.Thread | None = None
         self._ready: asyncio.Future[WorkerReady] | None = None
-        self._current: tuple[int, asyncio.Future[BatchDone], Callable[[BatchProgress], None]] | None = None
+        self._current: tuple[int, asyncio.Future[BatchDone], Callable[[BatchUpdate], None]] | None = None
         self._send_lock = asyncio.Lock()
         self._dead = False
         self.engines: tuple[str, ...] = ()
@@ -243,7 +254,7 @@ class ProcessWorker:
         if isinstance(message, WorkerReady):
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(message)
-        elif isinstance(message, BatchProgress):
+        elif isinstance(message, BatchProgress | ItemsStarted):
             if self._current is not None and self._current[0] == message.batch_id:
                 try:
                     self._current[2](message)
@@ -268,8 +279,9 @@ class ProcessWorker:
             if not future.done():
                 future.set_exception(error)
 
-    async def run_batch(self, batch: RunBatch, on_progress: Callable[[BatchProgress], None]) -> BatchDone:
-        """Send one batch and wait for its answer. Raises :class:`WorkerCrashed` if the process dies."""
+    async def run_batch(self, batch: RunBatch, on_progress: Callable[[BatchUpdate], None]) -> BatchDone:
+        """Send one batch and wait for its answer; ``on_progress`` hears its :class:`ItemsStarted` and
+        :class:`BatchProgress` messages. Raises :class:`WorkerCrashed` if the process dies."""
         if self._dead or self._conn is None or self._loop is None:
             raise WorkerCrashed("the worker is not running")
         if self._current is not None:

@@ -6,6 +6,7 @@ The request's ``prompt`` says what to do, comma-separated:
 * ``crash``: SIGKILL the worker process (every time);
 * ``hang``: never return;
 * ``raise``: this request's entry is an exception (the others succeed);
+* ``raise-nul``: the same, with a NUL byte and a lone surrogate in the error text;
 * ``raise-batch``: ``run_batch`` itself raises (a naive engine; the worker isolates the culprit);
 * ``gate:<path>``: report step 0, then wait until ``<path>`` exists (a running batch the test controls);
 * ``burn:<seconds>``: spin the CPU that long (a busy worker);
@@ -50,6 +51,8 @@ class FaultyEngine:
                         time.sleep(3600)
                 elif action == "raise":
                     failed = ValueError("this engine refuses 'raise'")
+                elif action == "raise-nul":
+                    failed = ValueError("bad\x00byte and \udcff surrogate")
                 elif action.startswith("gate:"):
                     progress(index, 0, 1)
                     gate = Path(action.removeprefix("gate:"))
@@ -78,6 +81,13 @@ class FaultyEngine:
                 )
             )
         return out
+
+
+class OneAtATimeEngine(FaultyEngine):
+    """The same, but the worker hands it one request per call (like the chibi engine), so a hang names
+    its job; :class:`FaultyEngine` takes the whole batch in one call (like diffusion)."""
+
+    one_at_a_time = True
 
 
 def broken_factory() -> FaultyEngine:

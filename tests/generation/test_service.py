@@ -13,126 +13,31 @@ import signal
 import statistics
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from generation.jobs import GenerationRequest, ProgressEvent
+from generation.jobs import Delivery, GenerationRequest
 from generation.metrics import start_metrics_server
-from generation.service import (
-    GenerationService,
-    JobCancelled,
-    JobFailed,
-    JobHandle,
-    QueueFull,
-    ServiceStopped,
-)
+from generation.service import GenerationService, JobCancelled, QueueFull, ServiceStopped
 from generation.worker import WorkerStartError
-from storage import Avatar, Job, Storage
+from storage import Job, Storage
 from storage.jobstore import SqlJobStore
-
-FAKE = "fake=tests.generation.fake_engines:FaultyEngine"
-DEADLINE_S = 30.0
-
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-]
-
-
-# --- fixtures and helpers ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest) -> str:
-    """A migrated, empty database: SQLite file or the local PostgreSQL (see tests/conftest.py)."""
-    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    return str(request.getfixturevalue(fixture))
-
-
-@pytest.fixture
-async def storage(db_url: str, tmp_path: Path) -> AsyncIterator[Storage]:
-    st = await Storage.open(db_url, tmp_path / "data")
-    try:
-        yield st
-    finally:
-        await st.close()
-
-
-MakeService = Callable[..., Awaitable[GenerationService]]
-
-
-@pytest.fixture
-async def make_service(storage: Storage) -> AsyncIterator[MakeService]:
-    services: list[GenerationService] = []
-
-    async def make(store: Storage | None = None, **options: Any) -> GenerationService:
-        options.setdefault("engines", (FAKE, "synthetic"))
-        options.setdefault("job_timeout_s", DEADLINE_S)
-        service = GenerationService(SqlJobStore(store or storage), **options)
-        services.append(service)
-        await service.start()
-        return service
-
-    yield make
-    for service in services:
-        await service.stop(drain_timeout=1.0)
-
-
-def req(
-    user: str, prompt: str = "ok", n: int = 0, *, engine: str = "fake", size: int = 32
-) -> GenerationRequest:
-    return GenerationRequest(
-        user_key=f"console:{user}", spec={"n": n, "seed": n}, engine=engine, prompt=prompt, size=size
-    )
-
-
-async def wait_event(handle: JobHandle, kind: str) -> ProgressEvent:
-    async with asyncio.timeout(DEADLINE_S):
-        async for event in handle.events():
-            if event.kind == kind:
-                return event
-    raise AssertionError(f"job {handle.job_id} ended without a {kind!r} event")
-
-
-async def result_of(handle: JobHandle) -> Any:
-    async with asyncio.timeout(DEADLINE_S):
-        return await handle.result()
-
-
-async def failure_of(handle: JobHandle) -> JobFailed:
-    with pytest.raises(JobFailed) as info:
-        await result_of(handle)
-    return info.value
-
-
-async def poll(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-async def jobs_in_db(storage: Storage) -> dict[int, tuple[str, int, str | None]]:
-    async with storage.transaction() as s:
-        rows = (await s.execute(sa.select(Job.id, Job.status, Job.attempts, Job.error))).all()
-    return {r.id: (str(r.status), r.attempts, r.error) for r in rows}
-
-
-async def avatars_per_job(storage: Storage) -> dict[int, int]:
-    async with storage.transaction() as s:
-        rows = (await s.execute(sa.select(Avatar.job_id, sa.func.count()).group_by(Avatar.job_id))).all()
-    return {r[0]: r[1] for r in rows}
-
-
-def count_lines(path: Path) -> list[str]:
-    return path.read_text().split() if path.exists() else []
-
+from tests.generation.service_kit import (
+    DEADLINE_S,
+    FAKE,
+    MakeService,
+    avatars_per_job,
+    count_lines,
+    failure_of,
+    jobs_in_db,
+    poll,
+    req,
+    result_of,
+    wait_event,
+)
 
 # --- the ordinary path ---------------------------------------------------------------------------------------
 
@@ -141,7 +46,8 @@ async def test_jobs_run_in_the_worker_and_each_makes_one_avatar(
     storage: Storage, make_service: MakeService
 ) -> None:
     service = await make_service()
-    handles = [await service.submit(req(f"u{i % 3}", n=i), deliver={"channel_id": 42}) for i in range(6)]
+    where = Delivery(group="g1", channel_id=42)
+    handles = [await service.submit(req(f"u{i % 3}", n=i), deliver=where) for i in range(6)]
     results = [await result_of(h) for h in handles]
 
     assert [r.job_id for r in results] == [h.job_id for h in handles]
@@ -154,6 +60,7 @@ async def test_jobs_run_in_the_worker_and_each_makes_one_avatar(
     kinds = [e.kind async for e in handles[0].events()]
     assert kinds[0] == "queued" and "started" in kinds and kinds[-1] == "done"
     assert handles[0].position() is None and handles[0].eta_s() is None
+    assert handles[0].deliver == where
 
 
 async def test_compatible_requests_share_a_batch(storage: Storage, make_service: MakeService) -> None:
@@ -189,7 +96,8 @@ async def test_round_robin_positions_and_caps(
     expected = [a[0], b[0], c[0], a[1], b[1], a[2], a[3]]
     assert [h.position() for h in expected] == list(range(7))
     etas = [h.eta_s() for h in expected]
-    assert all(e is not None for e in etas) and etas == sorted(etas)
+    known = [e for e in etas if e is not None]
+    assert known == etas and known == sorted(known)
 
     gate.touch()
     await asyncio.gather(*(result_of(h) for h in [first, *expected]))
@@ -287,6 +195,53 @@ async def test_hanging_job_hits_its_deadline_and_the_worker_is_replaced(
     assert service.metrics.value("chibify_generation_batch_failures_total", {"reason": "timeout"}) == 1
 
 
+async def test_a_hanging_job_fails_alone_and_costs_others_one_deadline(
+    storage: Storage, make_service: MakeService, tmp_path: Path
+) -> None:
+    # The engine draws one request per call, so the worker names the job that hung.
+    runs = tmp_path / "runs"
+    service = await make_service(job_timeout_s=2.0, max_batch=3, batch_window_s=1.0)
+    a = await service.submit(req("a", f"count:{runs}", 1, engine="seq"))
+    hung = await service.submit(req("b", f"count:{runs},hang", 2, engine="seq"))
+    c = await service.submit(req("c", f"count:{runs}", 3, engine="seq"))  # the batch is full: it leaves
+    await wait_event(hung, "step")  # the batch is in the engine, stuck on the second job
+    old_pid = service.worker_pid
+    other = await service.submit(req("d", f"count:{runs}", 4, engine="seq"))  # another user, meanwhile
+
+    failure = await failure_of(hung)
+    assert failure.reason == "took too long (over 2 s)"
+    assert (await result_of(other)).job_id == other.job_id
+    # When the other user's job is done, one deadline has passed, not two.
+    assert service.metrics.value("chibify_generation_batch_failures_total", {"reason": "timeout"}) == 1
+    assert [(await result_of(h)).job_id for h in (a, c)] == [a.job_id, c.job_id]
+    # Drawn: 1 and 2 in the batch (2 hung, never again), then 1 and 3 again at once, each alone, ahead of
+    # the other user's 4.
+    assert count_lines(runs) == ["1", "2", "1", "3", "4"]
+    assert service.worker_pid not in (None, old_pid)
+    rows = await jobs_in_db(storage)
+    assert rows[hung.job_id][0] == "failed" and "took too long" in (rows[hung.job_id][2] or "")
+    assert [rows[h.job_id][0] for h in (a, c, other)] == ["done", "done", "done"]
+    assert await avatars_per_job(storage) == {h.job_id: 1 for h in (a, c, other)}
+
+
+async def test_a_batch_drawn_in_one_call_that_hangs_is_retried_alone_once(
+    storage: Storage, make_service: MakeService, tmp_path: Path
+) -> None:
+    # The engine takes the whole batch in one call: the jobs cannot be told apart, so each runs alone once.
+    runs = tmp_path / "runs"
+    service = await make_service(job_timeout_s=2.0, max_batch=2, batch_window_s=DEADLINE_S)
+    good = await service.submit(req("a", f"count:{runs}", 1))
+    hung = await service.submit(req("b", f"count:{runs},hang", 2))
+
+    failure = await failure_of(hung)
+    assert "took too long" in failure.reason
+    assert (await result_of(good)).job_id == good.job_id
+    assert count_lines(runs) == ["1", "2", "1", "2"]  # together, then each alone; 2 hung both times
+    assert service.metrics.value("chibify_generation_batch_failures_total", {"reason": "timeout"}) == 2
+    rows = await jobs_in_db(storage)
+    assert (rows[good.job_id][0], rows[hung.job_id][0]) == ("done", "failed")
+
+
 @pytest.mark.parametrize("how", ["raise", "raise-batch"])
 async def test_engine_error_fails_only_that_job(
     storage: Storage, make_service: MakeService, how: str
@@ -345,7 +300,8 @@ async def test_restart_runs_the_queued_jobs_once(
 
 async def test_restart_fails_jobs_it_cannot_resume_with_a_reason(storage: Storage, tmp_path: Path) -> None:
     store = SqlJobStore(storage)
-    fresh = await store.create(req("a").to_json(), "console:a", kind="prompt", deliver={"channel_id": 7})
+    where = Delivery(group="g7", user_id=70, channel_id=7, interaction_token="secret-token")
+    (fresh,) = await store.create_many([(req("a").to_json(), "console:a", "prompt")], where.to_json())
     stale = await store.create(req("b").to_json(), "console:b", kind="prompt", deliver=None)
     selfie = GenerationRequest(
         user_key="console:c", spec={}, engine="fake", kind="selfie", init_image=b"jpeg"
@@ -365,7 +321,7 @@ async def test_restart_fails_jobs_it_cannot_resume_with_a_reason(storage: Storag
     recovered = {h.job_id: h for h in await service.start()}
     try:
         assert (await result_of(recovered[fresh])).job_id == fresh
-        assert recovered[fresh].deliver == {"channel_id": 7}
+        assert recovered[fresh].deliver == where
         assert "too old" in (await failure_of(recovered[stale])).reason
         assert "photo" in (await failure_of(recovered[photo])).reason
         assert (await result_of(recovered[edit])).job_id == edit

@@ -6,12 +6,15 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from generation.engines import ENGINE_REGISTRY, SyntheticEngine, build_engine, engine_spec, solid_png
+from generation.eta import Estimator
+from generation.fairqueue import FairQueue
 from generation.jobs import EngineSpec, GenerationRequest, GenerationResult
 from generation.worker import describe_error
 from storage.jobstore import parse_user_key
@@ -143,3 +146,64 @@ def test_chibi_adapter_stores_the_open_spec_that_re_renders_exactly() -> None:
 
     assert ChibiEngine().render(AvatarSpec.from_json(good.spec), 128) == good.png
     assert steps == [(0, 1, 1), (1, 1, 1)]
+
+
+# --- the fair queue and the estimator ----------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Waiting:
+    job_id: int
+    user_key: str
+    size: int = 512
+    isolate: bool = False
+
+    def batch_key(self) -> int:
+        return self.size
+
+
+def test_fair_queue_serves_users_in_turn_and_batches_one_per_user_per_round() -> None:
+    queue: FairQueue[Waiting] = FairQueue()
+    jobs = [Waiting(1, "a"), Waiting(2, "a"), Waiting(3, "a"), Waiting(4, "b"), Waiting(5, "c", size=64)]
+    for job in jobs:
+        queue.add(job)
+    assert queue.positions() == {1: 0, 4: 1, 5: 2, 2: 3, 3: 4}
+
+    head = queue.peek()
+    assert head is not None and head.job_id == 1
+    # a's head, then b's (c's is not compatible): one per user per round, so b is not left out
+    assert [j.job_id for j in queue.take_batch(head, max_batch=2)] == [1, 4]
+    # a and b were served: c goes first now
+    assert queue.positions() == {5: 0, 2: 1, 3: 2}
+    head = queue.peek()
+    assert head is not None and head.job_id == 5
+    assert [j.job_id for j in queue.take_batch(head, max_batch=2)] == [5]  # nothing else is 64 px
+    head = queue.peek()
+    assert head is not None and [j.job_id for j in queue.take_batch(head, max_batch=4)] == [2, 3]
+    assert len(queue) == 0
+
+    queue.add(jobs[2])
+
+    retried = Waiting(9, "b", isolate=True)
+    queue.add(retried, front=True)
+    assert queue.peek() is retried and queue.compatible(512) == 1  # an isolated job never batches
+    assert [j.job_id for j in queue.take_batch(retried, max_batch=3)] == [9]
+    queue.remove(jobs[2])
+    assert queue.positions() == {} and len(queue) == 0 and queue.peek() is None
+
+
+def test_estimator_learns_from_batches_and_turns_positions_into_seconds() -> None:
+    estimate = Estimator()
+    estimate.learn(2.0, 4)  # the first batch sets the figures
+    assert (estimate.batch_s, estimate.item_s) == (2.0, 0.5)
+    estimate.learn(4.0, 4)
+    assert estimate.batch_s == pytest.approx(2.4) and estimate.item_s == pytest.approx(0.6)
+
+    # a batch started 1 s ago has 1.4 s left; the job at position 2 waits for it and three more items
+    assert estimate.eta_s(None, started=10.0, now=11.0) == 1.4
+    assert estimate.eta_s(2, started=10.0, now=11.0) == pytest.approx(1.4 + 3 * 0.6)
+    assert estimate.eta_s(0, started=None, now=11.0) == pytest.approx(0.6)
+    # "try again in ~N s": when the second of the user's jobs is done; or when 3 more have left the queue
+    assert estimate.retry_after_user([5.2, 1.1, 3.5], need=2) == 4
+    assert estimate.retry_after_user([1.1], need=3) == 3  # 1.1 + 2 items of 0.6
+    assert estimate.retry_after_total(3, started=None, now=0.0) == 2
