@@ -189,17 +189,23 @@ class SqlJobStore:
         return {"avatar_id": avatar.id, "public_id": avatar.public_id, "blob_key": avatar.blob_key}
 
     async def fail(self, job_id: int, error: str) -> None:
-        """Mark the job failed; a job already finished is left as it is."""
+        """Mark the job failed. A job already failed or cancelled is left as it is; one already *done*
+        raises :class:`InvalidTransition`, so the caller never reports as failed what SQL holds as done."""
         try:
             await self.storage.mark_failed(job_id, error)
         except InvalidTransition as exc:
+            if exc.current == JobStatus.DONE.value:
+                raise
             log.info("job %d not marked failed: already %s", job_id, exc.current)
 
     async def cancel(self, job_id: int) -> None:
-        """Mark the job cancelled; a job already finished is left as it is."""
+        """Mark the job cancelled. A job already failed or cancelled is left as it is; one already *done*
+        raises :class:`InvalidTransition` (it is not cancelled after the fact)."""
         try:
             await self.storage.mark_cancelled(job_id)
         except InvalidTransition as exc:
+            if exc.current == JobStatus.DONE.value:
+                raise
             log.info("job %d not marked cancelled: already %s", job_id, exc.current)
 
     async def requeue(self, job_id: int) -> None:
