@@ -20,10 +20,17 @@ log = logging.getLogger("bot")
 async def run(settings: Settings) -> int:
     from bot.app import open_app
     from bot.client import build_bot
+    from bot.metrics_server import serve_metrics
 
     assert settings.discord_token is not None
     token = settings.discord_token.get_secret_value()
-    async with open_app(settings) as app:
+    # Metrics bind first (a port in use stops us before the worker starts) and close after the drain.
+    async with (
+        serve_metrics(settings.metrics_host, settings.metrics_port) as metrics,
+        open_app(settings) as app,
+    ):
+        if app.service is not None:
+            metrics.add(app.service.metrics.registry)
         bot = build_bot(app)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -56,7 +63,10 @@ def main() -> int:
     except Exception as exc:  # pydantic ValidationError
         print(f"chibify bot: bad setting: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(
+        settings.log_level,
+        secrets=[settings.discord_token.get_secret_value()] if settings.discord_token else [],
+    )
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         print(
             "chibify bot: no Discord token. Set CHIBIFY_DISCORD_TOKEN (in the environment or .env) to your "

@@ -6,11 +6,15 @@ This is the only module that reads the environment; everything else gets plain v
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TextIO
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.logsafe import RedactingFilter
 
 EngineName = Literal["chibi", "diffusion", "gan"]
 
@@ -58,7 +62,11 @@ class Settings(BaseSettings):
         120.0, gt=0, description="A job running longer than this is killed and failed."
     )
     metrics_port: int | None = Field(
-        None, description="Serve Prometheus metrics on this port (off when unset)."
+        None, ge=1, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the metrics endpoint listens on; 0.0.0.0 lets a Prometheus elsewhere scrape it.",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
 
@@ -90,12 +98,31 @@ class Settings(BaseSettings):
         return self.data_dir / "blobs"
 
 
-def configure_logging(level: str) -> None:
-    """Handlers are configured once, here, by the entry points."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # discord.py is chatty at INFO about the gateway; keep it to warnings unless debugging.
-    if level.upper() != "DEBUG":
-        logging.getLogger("discord").setLevel(logging.WARNING)
+def configure_logging(
+    level: str, *, secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> logging.Handler | None:
+    """Handlers are configured once, here, by the entry points.
+
+    Like :func:`logging.basicConfig`, a stderr handler (or one on ``stream``, always added when given) is
+    put on the root logger at ``level`` when it has none yet. Every root handler, ours and any already there,
+    gets a :class:`~bot.logsafe.RedactingFilter`: ``secrets`` (the bot token) and anything shaped like a
+    token (payload ``"token"`` keys, ``/webhooks/<id>/<token>``, ``Authorization: Bot ...``) never reach
+    the output, at any level, discord.py's DEBUG payloads included. Returns the handler it added, if any.
+    """
+    root = logging.getLogger()
+    added: logging.Handler | None = None
+    if stream is not None or not root.handlers:
+        added = logging.StreamHandler(stream if stream is not None else sys.stderr)
+        added.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        root.addHandler(added)
+        root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    redact = RedactingFilter(secrets)
+    for handler in root.handlers:
+        for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+            handler.removeFilter(old)
+        handler.addFilter(redact)
+    # discord.py is chatty at INFO about the gateway, alembic about its plugins at import; keep them to
+    # warnings unless debugging.
+    for chatty in ("discord", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.NOTSET if level.upper() == "DEBUG" else logging.WARNING)
+    return added

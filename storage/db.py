@@ -104,7 +104,8 @@ def create_engine(url: str | URL, *, echo: bool = False, sqlite_foreign_keys: bo
     for migrations: Alembic's batch mode rebuilds tables, which must not fire ``ON DELETE`` actions.
     """
     parsed = normalize_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    # hide_parameters: SQL parameters (interaction tokens, prompts) never reach a log or an error message
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = True
         engine = create_async_engine(parsed, **kwargs)

@@ -12,9 +12,11 @@ Tests drive users through helpers that dispatch INTERACTION_CREATE / MESSAGE_CRE
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
 import mimetypes
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -41,6 +43,8 @@ from tests.discord.models import (
     snowflake,
 )
 from tests.discord.rest import (
+    CANNOT_DM_USER,
+    MISSING_ACCESS,
     UNKNOWN_MESSAGE,
     Fault,
     RecordedRequest,
@@ -70,6 +74,13 @@ SUB_COMMAND, SUB_COMMAND_GROUP, STRING, INTEGER, BOOLEAN, USER, CHANNEL, NUMBER,
 )
 
 
+def interaction_token(interaction_id: int) -> str:
+    """A token shaped like Discord's: url-safe base64 of ``interaction:<id>:<secret>``, no padding (so it
+    begins ``aW50ZXJhY3Rpb246``, and log scrubbers that know real tokens know these)."""
+    raw = f"interaction:{interaction_id}:{secrets.token_urlsafe(48)}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 def _image_size(data: bytes) -> tuple[int | None, int | None]:
     try:
         from PIL import Image
@@ -94,7 +105,9 @@ class DiscordEmulator:
     """The fake Discord: state, the HTTP/WebSocket server, user-side helpers and fault knobs.
 
     Knobs: :meth:`fail_next` (429 with ``retry_after`` + ``Via``, or 5xx on a route),
-    :meth:`InteractionHandle.expire` / :meth:`expire` (token expiry -> 404 10015),
+    :meth:`InteractionHandle.expire` / :meth:`expire` (token expiry -> webhook calls 401 50027, callbacks
+    404 10062), ``expire_on_ack`` (tokens die right after their callback is accepted),
+    :meth:`refuse_posts` (a channel or DM refuses the bot's posts: 403 50001 / 50007),
     ``callback_deadline`` (seconds a bot has to answer an interaction; later -> 404 10062),
     ``gateway.send_reconnect`` (op 7), ``gateway.invalidate_session`` (op 9), ``gateway.close`` (e.g. 4000).
     """
@@ -118,6 +131,7 @@ class DiscordEmulator:
         self.channels: dict[int, Channel] = {}
         self.messages: dict[int, dict[str, Any]] = {}
         self.commands: dict[int | None, dict[str, dict[str, Any]]] = {None: {}}
+        self.nonces: dict[tuple[int, str], int] = {}  # (channel, nonce) -> message id (enforce_nonce)
         self.command_syncs = 0
         self.interactions: dict[int, InteractionHandle] = {}
         self.cdn: dict[str, tuple[bytes, str | None]] = {}
@@ -127,6 +141,10 @@ class DiscordEmulator:
         self.late_callbacks: list[InteractionHandle] = []
         self.internal_errors: list[str] = []
         self.faults: list[Fault] = []
+        # Channel id -> (status, code) answered to the bot's posts there (see refuse_posts).
+        self.refused_posts: dict[int, tuple[int, int]] = {}
+        # True, or a predicate on the handle: the token expires as soon as its callback is accepted.
+        self.expire_on_ack: bool | Callable[[InteractionHandle], bool] = False
         self.validator = OpenAPIValidator.load()
         self.rest = RestApi(self)
         self.gateway = Gateway(self, heartbeat_interval_ms)
@@ -367,8 +385,36 @@ class DiscordEmulator:
         self.faults.append(fault)
         return fault
 
-    def expire(self, handle: InteractionHandle) -> None:
+    def expire(self, handle: InteractionHandle | str) -> InteractionHandle:
+        """Expire an interaction token now (a handle, or the token string a bot stored): its webhook
+        calls (followups, ``@original`` and message GET/PATCH/DELETE) then answer 401 50027 "Invalid
+        Webhook Token", its callback 404 10062, as Discord does after 15 minutes."""
+        if isinstance(handle, str):
+            found = next((h for h in self.interactions.values() if h.token == handle), None)
+            if found is None:
+                raise ValueError("no interaction with that token in the emulator")
+            handle = found
         handle.expire()
+        self._notify()
+        return handle
+
+    def refuse_posts(self, channel: Channel, *, status: int = 403, code: int | None = None) -> None:
+        """The bot's posts (``POST /channels/{id}/messages``) in ``channel`` are refused from now on:
+        by default 403 50001 "Missing Access" in a guild channel (the bot lost its access) and 403 50007
+        "Cannot send messages to this user" in a DM (the user closed their DMs). Interaction responses
+        and followups are not affected, as on Discord."""
+        if code is None:
+            code = CANNOT_DM_USER if channel.is_dm else MISSING_ACCESS
+        self.refused_posts[channel.id] = (status, code)
+
+    def allow_posts(self, channel: Channel) -> None:
+        """Undo :meth:`refuse_posts`."""
+        self.refused_posts.pop(channel.id, None)
+
+    def process_env(self) -> dict[str, str]:
+        """Environment for a bot in another process: run it as ``python -m tests.discord.launch MODULE``
+        (see that module) with these variables and it talks to this emulator."""
+        return {"DISCORD_EMULATOR_API": self.api_base, "DISCORD_EMULATOR_GATEWAY": str(self.gateway_url)}
 
     # --- messages (shared by REST routes and user helpers) --------------------------------------------
 
@@ -512,7 +558,7 @@ class DiscordEmulator:
             "data": data,
             "channel": channel.to_dict(with_permissions=guild is not None),
             "channel_id": str(channel.id),
-            "token": f"emulated-interaction-token-{interaction_id}",
+            "token": interaction_token(interaction_id),
             "version": 1,
             "app_permissions": ALL_PERMISSIONS,
             "locale": locale,

@@ -254,7 +254,9 @@ class InteractionHandle:
         return self.payload.get("message")
 
     def expire(self) -> None:
-        """Expire the token now: callbacks, followups and original edits then answer 404."""
+        """Expire the token now, as Discord does after 15 minutes: a callback then answers 404 10062
+        "Unknown interaction"; followups and ``@original`` / message GET, PATCH, DELETE answer 401 50027
+        "Invalid Webhook Token"."""
         self.expired = True
 
     @property

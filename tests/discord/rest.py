@@ -102,6 +102,22 @@ def unknown(what: str, code: int) -> ApiError:
 
 UNKNOWN_CHANNEL, UNKNOWN_MESSAGE, UNKNOWN_WEBHOOK, UNKNOWN_INTERACTION = 10003, 10008, 10015, 10062
 UNKNOWN_COMMAND, UNKNOWN_USER = 10063, 10013
+MISSING_ACCESS, CANNOT_DM_USER, INVALID_WEBHOOK_TOKEN, ALREADY_ACKNOWLEDGED = 50001, 50007, 50027, 40060
+
+
+def invalid_webhook_token() -> ApiError:
+    """What Discord answers for a webhook call with an interaction token past its 15 minutes."""
+    return ApiError(401, INVALID_WEBHOOK_TOKEN, "Invalid Webhook Token")
+
+
+def refusal(status: int, code: int) -> ApiError:
+    """A refused post, with Discord's message for the usual codes."""
+    messages = {
+        MISSING_ACCESS: "Missing Access",
+        CANNOT_DM_USER: "Cannot send messages to this user",
+        50013: "Missing Permissions",
+    }
+    return ApiError(status, code, messages.get(code, f"{status}: refused"))
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
@@ -368,7 +384,7 @@ class RestApi:
     async def interaction_callback(self, rec: RecordedRequest) -> tuple[int, Any]:
         handle = self._interaction(rec.params["interaction_id"], rec.params["interaction_token"])
         if handle.callback is not None:
-            raise ApiError(400, 40060, "Interaction has already been acknowledged.")
+            raise ApiError(400, ALREADY_ACKNOWLEDGED, "Interaction has already been acknowledged.")
         if time.monotonic() - handle.created > self.emu.callback_deadline:
             self.emu.late_callbacks.append(handle)
             raise unknown("interaction", UNKNOWN_INTERACTION)
@@ -402,6 +418,9 @@ class RestApi:
         elif kind == 9:
             handle.modal_sent = data
         handle.callback, handle.callback_type = rec, kind
+        expire_on_ack = self.emu.expire_on_ack
+        if expire_on_ack is True or (callable(expire_on_ack) and expire_on_ack(handle)):
+            handle.expire()  # accepted, then the token dies at once: every webhook call now gets 401
         response: dict[str, Any] = {"interaction": info}
         if resource is not None:
             response["resource"] = resource
@@ -417,8 +436,10 @@ class RestApi:
             ),
             None,
         )
-        if handle is None or handle.expired:
+        if handle is None:  # a token never issued (or for another application)
             raise unknown("Webhook", UNKNOWN_WEBHOOK)
+        if handle.expired:  # Discord: 401 "Invalid Webhook Token", not 404, once the 15 minutes are up
+            raise invalid_webhook_token()
         return handle
 
     def _webhook_target(self, rec: RecordedRequest, handle: InteractionHandle) -> int:
@@ -483,7 +504,8 @@ class RestApi:
     def _channel_message(self, rec: RecordedRequest) -> dict[str, Any]:
         channel = self._channel(rec)
         message = self.emu.messages.get(int(rec.params["message_id"]))
-        if message is None or message["channel_id"] != str(channel.id):
+        if message is None or message["channel_id"] != str(channel.id) or message["flags"] & EPHEMERAL:
+            # Ephemeral messages live only behind their interaction token, never in the channel.
             raise unknown("Message", UNKNOWN_MESSAGE)
         return message
 
@@ -493,15 +515,32 @@ class RestApi:
     async def list_channel_messages(self, rec: RecordedRequest) -> tuple[int, Any]:
         channel = self._channel(rec)
         limit = int(rec.query.get("limit", 50))
-        messages = [m for m in self.emu.messages.values() if m["channel_id"] == str(channel.id)]
+        messages = [
+            m
+            for m in self.emu.messages.values()
+            if m["channel_id"] == str(channel.id) and not m["flags"] & EPHEMERAL
+        ]
         return 200, sorted(messages, key=lambda m: int(m["id"]), reverse=True)[:limit]
 
     async def create_channel_message(self, rec: RecordedRequest) -> tuple[int, Any]:
         channel = self._channel(rec)
+        refused = self.emu.refused_posts.get(channel.id)
+        if refused is not None:
+            raise refusal(*refused)
         body = rec.json or {}
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce"):
+            # Discord: with enforce_nonce, a message the same author sent with the same nonce in the last
+            # few minutes is returned again instead of creating a second one
+            key = (channel.id, str(nonce))
+            earlier = self.emu.nonces.get(key)
+            if earlier is not None and earlier in self.emu.messages:
+                return 200, self.emu.messages[earlier]
         message = self.emu.create_message(
             channel, body, rec.files, author=self.emu.bot, flags=body.get("flags") or 0
         )
+        if nonce is not None and body.get("enforce_nonce"):
+            self.emu.nonces[(channel.id, str(nonce))] = int(message["id"])
         return 200, message
 
     async def get_channel_message(self, rec: RecordedRequest) -> tuple[int, Any]:

@@ -81,6 +81,11 @@ class NameModal(discord.ui.Modal, title="Name your avatar"):
         await interaction.response.send_message(f"named {self.name.value}")
 
 
+def token_gone(exc: discord.HTTPException) -> bool:
+    """The interaction token is dead: 401 50027 (past 15 minutes, as Discord answers) or 404."""
+    return isinstance(exc, discord.NotFound) or (exc.status == 401 and exc.code == 50027)
+
+
 class MiniChibify(commands.Bot):
     """A miniature Chibify: enough surface to exercise every emulated flow."""
 
@@ -93,6 +98,7 @@ class MiniChibify(commands.Bot):
         )
         self.release_slow = asyncio.Event()
         self.delivered: list[str] = []
+        self.posted: list[discord.Message] = []
         self._add_commands()
 
     async def setup_hook(self) -> None:
@@ -167,14 +173,31 @@ class MiniChibify(commands.Bot):
             try:
                 await interaction.followup.send("done")
                 self.delivered.append("followup")
-            except discord.NotFound:
-                assert interaction.channel is not None and isinstance(
-                    interaction.channel, discord.abc.Messageable
-                )
-                self.delivered.append("channel")
+                return
+            except discord.HTTPException as exc:
+                if not token_gone(exc):
+                    raise
+            assert interaction.channel is not None and isinstance(
+                interaction.channel, discord.abc.Messageable
+            )
+            try:
                 await interaction.channel.send(
                     f"{interaction.user.mention} done (the interaction had expired)"
                 )
+                self.delivered.append("channel")
+                return
+            except discord.Forbidden:
+                pass
+            await interaction.user.send("done (the interaction had expired and the channel refused)")
+            self.delivered.append("dm")
+
+        @tree.command(name="post", description="Posts in the channel and DMs, then deletes both")
+        async def post(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("posting", ephemeral=True)
+            assert isinstance(interaction.channel, discord.abc.Messageable)
+            public = await interaction.channel.send("public result")
+            private = await interaction.user.send("private result")
+            self.posted.extend([public, private])
 
 
 # --- login, sync, slash command with attachment, button, select -------------------------------------------
@@ -185,7 +208,7 @@ async def test_login_sync_and_the_slash_command_flow(emulator: DiscordEmulator) 
         routes = [(r.method, r.route) for r in emulator.requests]
         assert routes[:2] == [("GET", "/users/@me"), ("GET", "/oauth2/applications/@me")]
         stored = {c["name"]: c for c in emulator.commands[None].values()}
-        assert set(stored) == {"avatar", "edit", "profile", "Chibify", "Avatar of", "tidy", "slow"}
+        assert set(stored) == {"avatar", "edit", "profile", "Chibify", "Avatar of", "tidy", "slow", "post"}
         assert stored["Chibify"]["type"] == 3 and stored["Avatar of"]["type"] == 2
         assert bot.user is not None and bot.user.id == emulator.bot.id
 
@@ -287,6 +310,25 @@ async def test_a_persistent_button_works_after_a_restart(emulator: DiscordEmulat
     assert emulator.gateway.count("identify") == 2
 
 
+async def test_enforce_nonce_returns_the_earlier_message(emulator: DiscordEmulator) -> None:
+    """As on Discord: a repeated post with the same nonce and enforce_nonce shows one message."""
+    channel = emulator.guild.default_channel
+    url = f"{emulator.api_base}/channels/{channel.id}/messages"
+    headers = {"Authorization": f"Bot {emulator.token}"}
+    async with aiohttp.ClientSession() as session:
+        ids = []
+        for body in (
+            {"content": "once", "nonce": "c123", "enforce_nonce": True},
+            {"content": "once", "nonce": "c123", "enforce_nonce": True},
+            {"content": "again", "nonce": "c123"},
+        ):
+            async with session.post(url, json=body, headers=headers) as response:
+                assert response.status == 200
+                ids.append((await response.json())["id"])
+    assert ids[0] == ids[1] != ids[2]
+    assert [m["content"] for m in emulator.channel_messages(channel)].count("once") == 1
+
+
 # --- validation -------------------------------------------------------------------------------------------
 
 
@@ -344,8 +386,11 @@ async def test_expired_token_makes_the_bot_post_to_the_channel(emulator: Discord
         channel = emulator.guild.default_channel
         message = await emulator.wait_for_message(channel, after=int(thinking["id"]))
         assert message["content"].startswith(f"<@{emulator.alice.id}> done")
-        rejected = next(r for r in handle.requests if r.status == 404)
-        assert rejected.response["code"] == 10015 and bot.delivered == ["channel"]
+        rejected = next(r for r in handle.requests if r.status >= 400)
+        assert rejected.route == "/webhooks/{webhook_id}/{webhook_token}"
+        assert (rejected.status, rejected.response["code"]) == (401, 50027)
+        assert rejected.response["message"] == "Invalid Webhook Token"
+        await emulator.wait_until(lambda: bot.delivered == ["channel"], 5.0, "the bot to note its fallback")
 
         # Discord gives a bot 3 s to answer; the emulator's deadline is a knob (0 here: always too late).
         emulator.callback_deadline = 0.0
@@ -358,6 +403,118 @@ async def test_expired_token_makes_the_bot_post_to_the_channel(emulator: Discord
         assert refused.status == 404 and refused.response["code"] == 10062
         assert emulator.late_callbacks == [late]
         emulator.late_callbacks.clear()  # provoked on purpose; otherwise the fixture fails the test
+
+
+async def test_an_expired_token_answers_every_webhook_call_401_50027(emulator: DiscordEmulator) -> None:
+    async with emulator.running(MiniChibify()):
+        handle = await emulator.slash(emulator.alice, "tidy")
+        second = await handle.followup(0)  # "two, edited": a followup with its own id
+        await emulator.wait_for_message(emulator.dm_channel(emulator.alice))  # tidy is done
+        live = await emulator.slash(emulator.bob, "edit", {"add": "hat"})
+        await live.original()
+    assert emulator.expire(handle.token) is handle  # by the token string, as a restarted bot knows it
+    app, token = emulator.application_id, handle.token
+    webhook = f"{emulator.api_base}/webhooks/{app}/{token}"
+    callback = f"{emulator.api_base}/interactions/{handle.id}/{token}/callback"
+    calls = [
+        ("POST", webhook, {"content": "late"}),
+        ("GET", f"{webhook}/messages/@original", None),
+        ("PATCH", f"{webhook}/messages/@original", {"content": "late"}),
+        ("DELETE", f"{webhook}/messages/@original", None),
+        ("GET", f"{webhook}/messages/{second['id']}", None),
+        ("PATCH", f"{webhook}/messages/{second['id']}", {"content": "late"}),
+        ("DELETE", f"{webhook}/messages/{second['id']}", None),
+    ]
+    answers = []
+    async with aiohttp.ClientSession() as session:
+        for method, url, body in calls:
+            async with session.request(method, url, json=body) as response:
+                assert response.headers["Content-Type"] == "application/json"
+                answers.append((response.status, await response.json()))
+        # A token never issued is unknown (404 10015), not expired.
+        async with session.post(
+            f"{emulator.api_base}/webhooks/{app}/never-issued", json={"content": "x"}
+        ) as r:
+            unknown_token = (r.status, (await r.json())["code"])
+        # Responding after the token died: 10062 Unknown interaction; responding twice: 40060.
+        async with session.post(callback, json={"type": 4, "data": {"content": "late"}}) as r:
+            late_callback = (r.status, (await r.json())["code"])
+        again = f"{emulator.api_base}/interactions/{live.id}/{live.token}/callback"
+        async with session.post(again, json={"type": 4, "data": {"content": "twice"}}) as r:
+            twice = (r.status, await r.json())
+    assert answers == [(401, {"message": "Invalid Webhook Token", "code": 50027})] * len(calls)
+    assert emulator.messages[int(second["id"])]["content"] == "two, edited"  # nothing changed
+    assert unknown_token == (404, 10015)
+    assert late_callback == (404, 10062)
+    assert twice == (400, {"message": "Interaction has already been acknowledged.", "code": 40060})
+    with pytest.raises(ValueError, match="no interaction"):
+        emulator.expire("never-issued")
+
+
+async def test_token_dies_on_ack_and_the_channel_refuses_so_the_result_goes_by_dm(
+    emulator: DiscordEmulator,
+) -> None:
+    channel = emulator.guild.default_channel
+    emulator.expire_on_ack = lambda h: h.user is emulator.alice
+    emulator.refuse_posts(channel)
+    async with emulator.running(MiniChibify()) as bot:
+        handle = await emulator.slash(emulator.alice, "slow")
+        assert (await handle.response()).status == 200 and handle.expired  # accepted, then gone
+        bot.release_slow.set()
+        dm = await emulator.wait_for_message(emulator.dm_channel(emulator.alice))
+        assert dm["content"].startswith("done (the interaction had expired")
+        await emulator.wait_until(lambda: bot.delivered == ["dm"], 5.0, "the bot to note its fallback")
+        failed = [(r.route, r.status, r.response["code"]) for r in emulator.requests if r.status >= 400]
+        assert failed == [
+            ("/webhooks/{webhook_id}/{webhook_token}", 401, 50027),
+            ("/channels/{channel_id}/messages", 403, 50001),
+        ]
+        assert not [m for m in emulator.channel_messages(channel) if m["content"].startswith("<@")]
+
+        # Bob's token is not expired by the predicate; once the channel allows posts again nothing is refused.
+        emulator.allow_posts(channel)
+        bob = await emulator.slash(emulator.bob, "slow")
+        assert (await bob.followup())["content"] == "done" and not bob.expired
+        await emulator.wait_until(lambda: bot.delivered == ["dm", "followup"], 5.0, "bob's followup")
+
+        # A DM the user closed: 403 50007, as Discord answers.
+        emulator.refuse_posts(emulator.dm_channel(emulator.bob))
+        user = await bot.fetch_user(emulator.bob.id)
+        with pytest.raises(discord.Forbidden) as refused:
+            await user.send("hello?")
+        assert refused.value.code == 50007
+
+
+async def test_bot_messages_in_channels_and_dms_are_recorded_and_deletable(emulator: DiscordEmulator) -> None:
+    channel = emulator.guild.default_channel
+    async with emulator.running(MiniChibify()) as bot:
+        handle = await emulator.slash(emulator.alice, "post")
+        ephemeral = await handle.original()
+        assert ephemeral["flags"] & 64
+        await emulator.wait_until(lambda: len(bot.posted) == 2, 5.0, "both posts")
+        public, private = bot.posted
+        dm_channel = emulator.dm_channel(emulator.alice)
+        assert any(r.route == "/users/@me/channels" and r.status == 200 for r in emulator.requests)
+        assert [m["content"] for m in emulator.channel_messages(dm_channel)] == ["private result"]
+        assert emulator.messages[public.id]["channel_id"] == str(channel.id)
+
+        # An ephemeral message is not in the channel: only its interaction token reaches it.
+        target = bot.get_channel(channel.id)
+        assert isinstance(target, discord.TextChannel)
+        with pytest.raises(discord.NotFound):
+            await target.fetch_message(int(ephemeral["id"]))
+        assert [m.id async for m in target.history()] == [public.id]
+
+        await public.delete()
+        await private.delete()
+        assert public.id not in emulator.messages and private.id not in emulator.messages
+        deletes = [r for r in emulator.requests if r.method == "DELETE"]
+        assert [(r.route, r.status) for r in deletes] == [
+            ("/channels/{channel_id}/messages/{message_id}", 204)
+        ] * 2
+        with pytest.raises(discord.NotFound) as gone:
+            await public.delete()
+        assert gone.value.code == 10008
 
 
 # --- gateway faults ---------------------------------------------------------------------------------------
