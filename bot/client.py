@@ -12,8 +12,6 @@ import hashlib
 import json
 import logging
 import secrets
-import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,13 +21,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import App
+from bot.delivery import Courier
 from bot.errors import UserError
 from bot.i18n import ChibifyTranslator, language_of, t
-from bot.render import result_embed
-from bot.studio import Actor, Outcome, Pending, Studio
+from bot.studio import Actor, Cooldown, Pending, Studio
 from bot.views.library import ForgetButton, HistoryNav, HistoryOpen
-from bot.views.results import AvatarButton, result_files, result_view
-from generation.service import JobHandle
+from bot.views.results import AvatarButton, handle_edit_modal
 
 log = logging.getLogger(__name__)
 
@@ -47,24 +44,6 @@ class Who:
     public: bool
 
 
-class Cooldown:
-    """``rate`` generation requests per ``per_s`` seconds per user (sliding window)."""
-
-    def __init__(self, rate: int, per_s: float) -> None:
-        self.rate, self.per_s = rate, per_s
-        self._hits: dict[int, deque[float]] = {}
-
-    def retry_after(self, user_id: int, now: float | None = None) -> float:
-        now = time.monotonic() if now is None else now
-        hits = self._hits.setdefault(user_id, deque())
-        while hits and now - hits[0] >= self.per_s:
-            hits.popleft()
-        if len(hits) >= self.rate:
-            return self.per_s - (now - hits[0])
-        hits.append(now)
-        return 0.0
-
-
 class ChibifyMixin:
     """Everything the cogs and views use; mixed into Bot or AutoShardedBot."""
 
@@ -72,13 +51,20 @@ class ChibifyMixin:
     tree: app_commands.CommandTree[Any]
 
     def _init_chibify(
-        self, app: App, *, cooldown: tuple[int, float], progress_first_s: float, progress_every_s: float
+        self,
+        app: App,
+        *,
+        cooldown: tuple[int, float],
+        progress_first_s: float,
+        progress_every_s: float,
+        sweep_every_s: float,
     ) -> None:
         self.app = app
-        self.cooldown = Cooldown(*cooldown)
         self.progress_first_s = progress_first_s
         self.progress_every_s = progress_every_s
         self.active: dict[int, list[Pending]] = {}
+        self.courier = Courier(self, sweep_every_s=sweep_every_s)  # type: ignore[arg-type]
+        app.studio.cooldown = Cooldown(*cooldown)
         self._background: set[asyncio.Task[Any]] = set()
         self.synced = False
         self.tree.on_error = self.on_tree_error  # type: ignore[method-assign]
@@ -101,41 +87,6 @@ class ChibifyMixin:
         )
         return Who(actor, uid, language, bool(prefs["public_results"]))
 
-    def check_intake_user(self, who: Who, limit: int | None = None) -> None:
-        """Per-user cooldown and in-flight limit, with friendly messages."""
-        wait = self.cooldown.retry_after(who.user_id)
-        if wait > 0:
-            raise UserError(t("cooldown", who.language, seconds=max(1, round(wait))))
-        in_flight = sum(len(p.handles) for p in self.active.get(who.user_id, []))
-        if limit is not None and in_flight >= limit:
-            raise UserError(t("limit", who.language, count=in_flight, limit=limit))
-
-    async def check_intake(self, interaction: discord.Interaction, who: Who) -> dict[str, Any] | None:
-        """Guild rules (allowed channels, per-user queue limit) then the user's cooldown; returns the config."""
-        config = None
-        limit = None
-        if interaction.guild_id is not None:
-            config = await self.studio.guild_config(interaction.guild_id)
-            allowed = config["allowed_channels"]
-            if allowed and interaction.channel_id not in allowed:
-                channels = " ".join(f"<#{c}>" for c in allowed)
-                raise UserError(t("channel_not_allowed", who.language, channels=channels))
-            limit = config["max_queued_per_user"]
-            daily = config["per_user_daily_limit"]
-            if daily and await self.studio.jobs_today(who.actor, interaction.guild_id) >= daily:
-                raise UserError(t("daily_limit", who.language, limit=daily))
-        self.check_intake_user(who, limit)
-        return config
-
-    def deliver_info(self, interaction: discord.Interaction, who: Who) -> dict[str, Any]:
-        """Where a job's result goes if this process dies before delivering it (stored with the job)."""
-        return {
-            "user_id": who.user_id,
-            "channel_id": interaction.channel_id,
-            "public": who.public,
-            "language": who.language,
-        }
-
     def track(self, user_id: int, pending: Pending) -> None:
         self.active.setdefault(user_id, []).append(pending)
 
@@ -145,82 +96,6 @@ class ChibifyMixin:
             items.remove(pending)
         if not items:
             self.active.pop(user_id, None)
-
-    def forget_user(self, user_id: int) -> None:
-        self.active.pop(user_id, None)
-
-    # --- delivery without a token ------------------------------------------------------------------------
-
-    async def post_fallback(
-        self,
-        *,
-        user_id: int,
-        channel_id: int | None,
-        public: bool,
-        content: str,
-        embed: discord.Embed | None = None,
-        file: discord.File | None = None,
-        view: discord.ui.View | None = None,
-    ) -> None:
-        """Post to the channel with a mention (public results) or DM the user (private, or no channel)."""
-        client: Any = self
-        kwargs: dict[str, Any] = {"content": content, "allowed_mentions": discord.AllowedMentions(users=True)}
-        if embed is not None:
-            kwargs["embed"] = embed
-        if file is not None:
-            kwargs["file"] = file
-        if view is not None:
-            kwargs["view"] = view
-        if public and channel_id is not None:
-            try:
-                await client.get_partial_messageable(channel_id).send(**kwargs)
-                return
-            except discord.HTTPException as exc:
-                log.warning("could not post to channel %s (%s); sending a DM", channel_id, exc)
-                if file is not None:
-                    file.reset()
-        user = client.get_user(user_id) or await client.fetch_user(user_id)
-        await user.send(**kwargs)
-
-    async def deliver_recovered(self, handle: JobHandle) -> None:
-        """A job queued before a restart: post its result where ``handle.deliver`` says."""
-        info = handle.deliver or {}
-        user_id = info.get("user_id")
-        if not isinstance(user_id, int):
-            return
-        language = str(info.get("language") or "en")
-        mention = f"<@{user_id}>"
-        public = bool(info.get("public"))
-        channel_id = info.get("channel_id")
-        try:
-            result = await handle.result()
-        except Exception as exc:
-            await self.post_fallback(
-                user_id=user_id,
-                channel_id=channel_id,
-                public=public,
-                content=t("recovered_failed", language, mention=mention, reason=str(exc)),
-            )
-            return
-        public_id = (result.stored or {}).get("public_id")
-        if not public_id:
-            return
-        actor = Actor(discord_id=user_id, language=language)
-        avatar, _ = await self.studio.image(actor, public_id)
-        outcome = Outcome(avatars=[avatar])
-        who = Who(actor, user_id, language, public)
-        data, name = await result_files(self, who, outcome)  # type: ignore[arg-type]
-        import io
-
-        await self.post_fallback(
-            user_id=user_id,
-            channel_id=channel_id,
-            public=public,
-            content=t("recovered", language, mention=mention),
-            embed=result_embed(outcome, language, name),
-            file=discord.File(io.BytesIO(data), name),
-            view=result_view([avatar], language),
-        )
 
     def spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -305,13 +180,14 @@ class ChibifyMixin:
         await self.tree.set_translator(ChibifyTranslator())
         settings = self.app.settings
         await self.sync_if_changed(settings.data_dir, settings.dev_guild_id)
-        for handle in self.app.recovered:
-            self.spawn(self._deliver_when_ready(handle), f"recovered-job-{handle.job_id}")
+        client_: Any = self
+        self.spawn(self.courier.run_sweeps(self.app.recovered, client_.wait_until_ready), "delivery-sweeps")
 
-    async def _deliver_when_ready(self, handle: JobHandle) -> None:
-        client: Any = self
-        await client.wait_until_ready()
-        await self.deliver_recovered(handle)
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Modal submissions the view store does not know (opened before a restart) and the ones it does:
+        the edit modal is answered here only, from its custom_id."""
+        if interaction.type == discord.InteractionType.modal_submit:
+            await handle_edit_modal(interaction)
 
 
 def _describe(interaction: discord.Interaction) -> str:
@@ -345,11 +221,16 @@ class ChibifyBot(ChibifyMixin, commands.Bot):
         cooldown: tuple[int, float] = (4, 20.0),
         progress_first_s: float = 0.5,
         progress_every_s: float = 1.5,
+        sweep_every_s: float = 30.0,
         **options: Any,
     ) -> None:
         super().__init__(intents=_intents(), **{**_OPTIONS, **self._client_options(app), **options})
         self._init_chibify(
-            app, cooldown=cooldown, progress_first_s=progress_first_s, progress_every_s=progress_every_s
+            app,
+            cooldown=cooldown,
+            progress_first_s=progress_first_s,
+            progress_every_s=progress_every_s,
+            sweep_every_s=sweep_every_s,
         )
 
     def _client_options(self, app: App) -> dict[str, Any]:

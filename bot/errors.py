@@ -39,6 +39,11 @@ class Busy(UserError):
     """The queue is full; try again later."""
 
 
+class Limited(UserError):
+    """A server's rule (allowed channels, daily limit, per-member queue) or the user's cooldown refused the
+    whole request; nothing was queued."""
+
+
 class Unavailable(UserError):
     """The feature or engine is not available in this installation."""
 

@@ -46,10 +46,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Slow down a little: you can ask again in {seconds} s.",
         "慢一点哦：{seconds} 秒后可以再试。",
     ),
-    "limit": (
-        "You already have {count} avatars in the making here (limit {limit}). Wait for them first.",
-        "你在这里已有 {count} 个头像在生成（上限 {limit}），请先等它们完成。",
+    "queue_limit": (
+        "You can have up to {limit} avatars in the making here. Wait for the ones you asked for first.",
+        "你在这里最多可同时生成 {limit} 个头像，请先等已提交的完成。",
     ),
+    "restarting": (
+        "Chibify is restarting. Your request stays queued and arrives here or by DM when it is back.",
+        "Chibify 正在重启。你的请求仍在队列中，恢复后会发到这里或私信给你。",
+    ),
+    "posted_here": ("Your avatar is here: {link}", "你的头像在这里：{link}"),
+    "sent_dm": ("I sent your avatar to you by DM.", "我已私信发送你的头像。"),
+    "in_history": (
+        "I could not post here or DM you; your avatar is in /history.",
+        "无法在这里发送或私信你；你的头像在 /历史 中。",
+    ),
+    "removed_messages": (" Removed {count} message(s) that showed it.", " 已删除 {count} 条显示它的消息。"),
     "daily_limit": (
         "You have made {limit} avatars in this server today, its daily limit. Come back tomorrow!",
         "你今天在这个服务器已生成 {limit} 个头像，达到每日上限。明天再来吧！",
@@ -69,8 +80,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "forget_yes": ("Delete everything", "全部删除"),
     "forget_no": ("Keep", "保留"),
     "forgot": (
-        "Done: {avatars} avatars, {jobs} jobs and {images} images removed.",
-        "完成：已删除 {avatars} 个头像、{jobs} 个任务和 {images} 张图片。",
+        "Done: {avatars} avatars, {jobs} jobs, {images} images and {messages} messages that showed them removed.",
+        "完成：已删除 {avatars} 个头像、{jobs} 个任务、{images} 张图片和 {messages} 条显示它们的消息。",
     ),
     "forget_cancelled": ("Nothing was deleted.", "没有删除任何内容。"),
     "history_empty": ("You have no avatars yet. Make one with /avatar!", "你还没有头像。用 /头像 做一个吧！"),

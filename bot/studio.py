@@ -14,19 +14,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.errors import BadInput, Busy, GenerationFailed, NotFoundError, Refused, Unavailable
+from bot.errors import BadInput, Busy, GenerationFailed, Limited, NotFoundError, Refused, Unavailable
+from bot.messages import t
 from generation.edits import apply_edit, describe_changes, variation
-from generation.jobs import GenerationRequest
+from generation.jobs import Delivery, GenerationRequest
 from generation.policy import check_prompt
 from generation.prompt import ParseResult, PromptError, Understood, parse_prompt
-from generation.service import GenerationService, JobCancelled, JobFailed, JobHandle, QueueFull
+from generation.service import (
+    GenerationService,
+    JobCancelled,
+    JobFailed,
+    JobHandle,
+    QueueFull,
+    ServiceStopped,
+)
 from generation.spec import MAX_SEED, AvatarSpec, SpecError
-from storage import Avatar, JobStatus, NotFound, Storage, repo
+from storage import Avatar, JobStatus, NotFound, Storage, jobstore
+from storage.avatars import get_avatar_by_id
+from storage.users import get_user_by_id
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +47,46 @@ HISTORY_PAGE_SIZE = 9  # a 3x3 grid in Discord
 MAX_COUNT = 4
 EXPORT_SIZES = (64, 2048)
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
+MAX_CONSOLE_NAME = 64
+
+
+def check_text(*texts: str | None) -> None:
+    """Refuse text the database or the engines cannot take: NUL bytes and invalid UTF-8 (lone surrogates,
+    which is what Python makes of undecodable bytes). Runs at intake, before anything is queued."""
+    for text in texts:
+        if not text:
+            continue
+        if "\x00" in text:
+            raise BadInput("the text contains a NUL byte.", "Remove it and try again.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadInput("the text is not valid UTF-8.", "Type it again in plain text.") from None
+
+
+class Cooldown:
+    """``rate`` generation requests per ``per_s`` seconds per user (sliding window). ``retry_after`` only
+    looks; ``hit`` records an admitted request, so a refused request costs nothing."""
+
+    def __init__(self, rate: int, per_s: float) -> None:
+        if rate < 1 or per_s <= 0:
+            raise ValueError("a cooldown needs rate >= 1 and per_s > 0")
+        self.rate, self.per_s = rate, per_s
+        self._hits: dict[str, deque[float]] = {}
+
+    def retry_after(self, key: str, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        hits = self._hits.get(key)
+        if not hits:
+            return 0.0
+        while hits and now - hits[0] >= self.per_s:
+            hits.popleft()
+        if len(hits) >= self.rate:
+            return self.per_s - (now - hits[0])
+        return 0.0
+
+    def hit(self, key: str, now: float | None = None) -> None:
+        self._hits.setdefault(key, deque()).append(time.monotonic() if now is None else now)
 
 
 @dataclass(frozen=True)
@@ -49,8 +102,15 @@ class Actor:
     def __post_init__(self) -> None:
         if (self.discord_id is None) == (self.console_name is None):
             raise ValueError("an actor is a Discord user or a console user, not both or neither")
-        if self.console_name is not None and not self.console_name.strip():
-            raise BadInput("the user name is empty.", "Pass --user NAME.")
+        if self.console_name is not None:
+            if not self.console_name.strip():
+                raise BadInput("the user name is empty.", "Pass --user NAME.")
+            check_text(self.console_name)
+            if len(self.console_name) > MAX_CONSOLE_NAME:
+                raise BadInput(
+                    f"the user name is {len(self.console_name)} characters long.",
+                    f"Use at most {MAX_CONSOLE_NAME}.",
+                )
 
     @property
     def key(self) -> str:
@@ -119,6 +179,33 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Finished:
+    """A job finished in SQL and not yet delivered to its user (plain values, for the courier)."""
+
+    job_id: int
+    status: str  # done | failed
+    error: str | None
+    avatar: AvatarView | None  # None when failed, or when the avatar was deleted meanwhile
+    delivery: Delivery
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A deleted avatar and the bot messages that showed it (the bot deletes them too)."""
+
+    avatar: AvatarView
+    messages: list[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    avatars: int
+    jobs: int
+    images: int
+    messages: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class HistoryView:
     items: list[AvatarView]
     page: int
@@ -137,12 +224,15 @@ class Studio:
         *,
         default_engine: str = "chibi",
         size: int = 512,
+        cooldown: Cooldown | None = None,
     ) -> None:
         self.storage = storage
         self.service = service
         self.default_engine = default_engine
         self.size = size
+        self.cooldown = cooldown
         self._user_ids: dict[str, int] = {}
+        self._admission_locks: dict[str, asyncio.Lock] = {}
 
     # --- people ---------------------------------------------------------------------------------------
 
@@ -177,10 +267,11 @@ class Studio:
         count: int = 1,
         seed: int | None = None,
         engine: str | None = None,
-        deliver: dict[str, Any] | None = None,
+        deliver: Delivery | None = None,
     ) -> Pending:
         """/avatar: check the prompt, parse it, queue ``count`` jobs (seeds seed, seed+1, ...)."""
         _check_count(count)
+        check_text(prompt)
         if seed is not None and not 0 <= seed <= MAX_SEED - MAX_COUNT:
             raise BadInput(f"seed {seed} is out of range.", f"Use a seed from 0 to {MAX_SEED - MAX_COUNT}.")
         try:
@@ -206,9 +297,10 @@ class Studio:
         eye_color: str | None = None,
         background: str | None = None,
         prompt: str | None = None,
-        deliver: dict[str, Any] | None = None,
+        deliver: Delivery | None = None,
     ) -> Pending:
         """/edit: change the asked parts of an avatar (default: the latest), same seed; a child avatar."""
+        check_text(avatar_id, *add, *remove, expression, hair_color, eye_color, background, prompt)
         parent = await self._avatar_or_latest(actor, avatar_id)
         if not any((add, remove, expression, hair_color, eye_color, background, prompt)):
             raise BadInput(
@@ -256,7 +348,7 @@ class Studio:
         )
 
     async def submit_variations(
-        self, actor: Actor, avatar_id: str, *, count: int = 1, deliver: dict[str, Any] | None = None
+        self, actor: Actor, avatar_id: str, *, count: int = 1, deliver: Delivery | None = None
     ) -> Pending:
         """Variations: the same spec (fixed parts stay), new seeds for the open choices."""
         _check_count(count)
@@ -275,7 +367,7 @@ class Studio:
         return Pending(handles, owner_id)
 
     async def submit_reroll(
-        self, actor: Actor, avatar_id: str, *, deliver: dict[str, Any] | None = None
+        self, actor: Actor, avatar_id: str, *, deliver: Delivery | None = None
     ) -> Pending:
         """Re-roll: the same prompt parsed again with a new seed."""
         parent = await self._avatar_or_latest(actor, avatar_id)
@@ -301,9 +393,10 @@ class Studio:
         *,
         prompt: str = "",
         engine: str | None = None,
-        deliver: dict[str, Any] | None = None,
+        deliver: Delivery | None = None,
     ) -> Pending:
         """/chibify: photo -> face analysis -> spec -> avatar. The photo is processed in memory, never kept."""
+        check_text(prompt)
         if prompt:
             await self._check_policy(actor, prompt)
         if len(photo) > MAX_PHOTO_BYTES:
@@ -422,21 +515,57 @@ class Studio:
         except NotFound:
             raise _not_found(avatar_id) from None
 
-    async def delete(self, actor: Actor, avatar_id: str) -> AvatarView:
+    async def delete(self, actor: Actor, avatar_id: str) -> Removal:
+        """Delete one avatar; returns it with the messages that showed it (for the adapter to remove)."""
         uid = await self._require_user(actor)
         try:
-            return await self._view(await self.storage.soft_delete(avatar_id, uid))
+            avatar, messages = await self.storage.delete_avatar(avatar_id, uid)
         except NotFound:
             raise _not_found(avatar_id) from None
+        return Removal(await self._view(avatar), list(messages))
 
-    async def forget(self, actor: Actor) -> dict[str, int]:
-        """Delete every row and image of the user. Returns what was removed."""
+    async def forget(self, actor: Actor) -> Forgotten:
+        """Delete every row and image of the user. Returns what was removed, and the bot messages that
+        showed the user's avatars (read before the rows went)."""
         uid = await self._existing_user_id(actor)
         if uid is None:
-            return {"avatars": 0, "jobs": 0, "images": 0}
+            return Forgotten(0, 0, 0)
         result = await self.storage.forget_user(uid)
         self._user_ids.pop(actor.key, None)
-        return {"avatars": result.avatars, "jobs": result.jobs, "images": result.blobs}
+        return Forgotten(result.avatars, result.jobs, result.blobs, list(result.messages))
+
+    # --- delivery (the courier in bot/delivery.py) -----------------------------------------------------
+
+    async def undelivered(self) -> list[Finished]:
+        """Jobs that finished (done or failed) but whose result never reached the user, oldest first."""
+        found: list[Finished] = []
+        for job in await self.storage.undelivered_jobs():
+            raw = jobstore.delivery_of(job)
+            delivery = Delivery.from_json(raw) if raw else Delivery(group=f"job-{job.id}")
+            avatar: AvatarView | None = None
+            if job.avatar_id is not None:
+                async with self.storage.transaction() as s:
+                    row = await get_avatar_by_id(s, job.avatar_id)
+                if row is not None and row.deleted_at is None:
+                    avatar = await self._view(row)
+            found.append(Finished(job.id, str(job.status), job.error, avatar, delivery))
+        return found
+
+    async def mark_delivered(self, job_ids: Sequence[int], messages: Sequence[tuple[int, int]]) -> None:
+        """Record that Discord accepted the message(s) for these jobs; forgets their interaction token."""
+        await self.storage.mark_delivered(list(job_ids), list(messages))
+
+    async def image_bytes(self, avatar: AvatarView) -> bytes:
+        return await asyncio.to_thread(self.storage.blobs.get, avatar.blob_key)
+
+    async def admissible(self, actor: Actor, count: int = 1) -> None:
+        """The gate's own checks without queueing anything: for adapters that must download something
+        (a photo) before they can submit. The submission itself is checked again, whole."""
+        rules = await self._guild_rules(actor)
+        if rules is not None:
+            self._check_channel(actor, rules)
+            await self._check_daily(actor, rules, count)
+        self._check_cooldown(actor)
 
     # --- helpers --------------------------------------------------------------------------------------
 
@@ -455,24 +584,30 @@ class Studio:
         kind: str,
         engine: str | None,
         parent: Avatar | None = None,
-        deliver: dict[str, Any] | None = None,
+        deliver: Delivery | None = None,
         init_image: bytes | None = None,
     ) -> tuple[int, list[JobHandle]]:
-        engine = engine or self.default_engine
+        """The one admission gate: every way of making work ends here (slash commands, buttons, the edit
+        modal, DM photos, the message menu, the console). The whole request (all ``len(specs)`` jobs) is
+        checked against every limit at once and admitted whole or not at all."""
         if self.service is None:
             raise Unavailable("generation is not running in this process.", "")
-        if engine not in self.service.engine_names:
-            raise Unavailable(
-                f"the {engine} engine is not running here.",
-                f"Available: {', '.join(sorted(self.service.engine_names))}.",
-            )
-        owner_id = await self.user_id(actor)  # the row exists before the job refers to it
-        meta: tuple[tuple[str, str], ...] = (("parent", parent.public_id),) if parent is not None else ()
-        deliver = {**(deliver or {}), **({"guild_id": actor.guild_id} if actor.guild_id is not None else {})}
-        handles: list[JobHandle] = []
-        try:
-            for spec in specs:
-                request = GenerationRequest(
+        async with self._admission(actor.key):
+            rules = await self._guild_rules(actor)
+            if rules is not None:
+                self._check_channel(actor, rules)
+                await self._check_daily(actor, rules, len(specs))
+            self._check_cooldown(actor)
+            engine = engine or (rules.get("engine") if rules else None) or self.default_engine
+            if engine not in self.service.engine_names:
+                raise Unavailable(
+                    f"the {engine} engine is not running here.",
+                    f"Available: {', '.join(sorted(self.service.engine_names))}.",
+                )
+            owner_id = await self.user_id(actor)  # the row exists before the job refers to it
+            meta: tuple[tuple[str, str], ...] = (("parent", parent.public_id),) if parent is not None else ()
+            requests = [
+                GenerationRequest(
                     user_key=actor.key,
                     spec=spec.to_json(),
                     engine=engine,
@@ -483,12 +618,55 @@ class Studio:
                     init_image=init_image,
                     metadata=meta,
                 )
-                handles.append(await self.service.submit(request, deliver=deliver or None))
-        except QueueFull as exc:
-            for handle in handles:  # all or nothing: a half-made grid helps nobody
-                await handle.cancel()
-            raise Busy(str(exc)) from None
+                for spec in specs
+            ]
+            member_limit = rules.get("max_queued_per_user") if rules else None
+            try:
+                handles = await self.service.submit_many(requests, deliver=deliver, user_limit=member_limit)
+            except QueueFull as exc:
+                if exc.scope == "user" and member_limit is not None:
+                    raise Limited(t("queue_limit", actor.language, limit=member_limit)) from None
+                raise Busy(str(exc)) from None
+            except ServiceStopped as exc:
+                raise Unavailable(str(exc)) from None
+            if self.cooldown is not None:
+                self.cooldown.hit(actor.key)
         return owner_id, handles
+
+    @asynccontextmanager
+    async def _admission(self, key: str) -> AsyncIterator[None]:
+        """One admission at a time per user, so a user's concurrent requests are counted one after the
+        other against the daily limit (the service's caps are atomic on their own)."""
+        lock = self._admission_locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._admission_locks.get(key) is lock:
+                del self._admission_locks[key]
+
+    async def _guild_rules(self, actor: Actor) -> dict[str, Any] | None:
+        return await self.guild_config(actor.guild_id) if actor.guild_id is not None else None
+
+    @staticmethod
+    def _check_channel(actor: Actor, rules: dict[str, Any]) -> None:
+        allowed = rules["allowed_channels"]
+        if allowed and actor.channel_id not in allowed:
+            channels = " ".join(f"<#{c}>" for c in allowed[:20])
+            raise Limited(t("channel_not_allowed", actor.language, channels=channels))
+
+    async def _check_daily(self, actor: Actor, rules: dict[str, Any], count: int) -> None:
+        daily = rules["per_user_daily_limit"]
+        if daily and actor.guild_id is not None:
+            if await self.jobs_today(actor, actor.guild_id) + count > daily:
+                raise Limited(t("daily_limit", actor.language, limit=daily))
+
+    def _check_cooldown(self, actor: Actor) -> None:
+        if self.cooldown is None:
+            return
+        wait = self.cooldown.retry_after(actor.key)
+        if wait > 0:
+            raise Limited(t("cooldown", actor.language, seconds=max(1, round(wait))))
 
     async def _require_user(self, actor: Actor) -> int:
         uid = await self._existing_user_id(actor)
@@ -520,7 +698,7 @@ class Studio:
         parent_public: str | None = None
         if avatar.parent_id is not None:
             async with self.storage.transaction() as s:
-                parent = await repo.get_avatar_by_id(s, avatar.parent_id)
+                parent = await get_avatar_by_id(s, avatar.parent_id)
             parent_public = parent.public_id if parent is not None else None
         owner = await self._owner_label(avatar.owner_id)
         return AvatarView(
@@ -545,7 +723,7 @@ class Studio:
             if uid == user_id:
                 return key
         async with self.storage.transaction() as s:
-            user = await repo.get_user_by_id(s, user_id)
+            user = await get_user_by_id(s, user_id)
         if user is None:
             return f"user:{user_id}"
         key = f"discord:{user.discord_id}" if user.discord_id is not None else f"console:{user.console_name}"

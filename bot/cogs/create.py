@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.app_commands import locale_str as _
 from discord.ext import commands
 
+from bot.delivery import Post, delivery_for, new_group
 from bot.errors import BadInput, UserError
 from bot.i18n import language_of, t
 from bot.views.results import deliver_result
@@ -80,14 +81,8 @@ class Create(commands.Cog):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         who = await self.bot.who(interaction)
-        config = await self.bot.check_intake(interaction, who)
         pending = await self.bot.studio.submit_create(
-            who.actor,
-            prompt,
-            count=count,
-            seed=seed,
-            engine=engine or (config or {}).get("engine"),
-            deliver=self.bot.deliver_info(interaction, who),
+            who.actor, prompt, count=count, seed=seed, engine=engine, deliver=delivery_for(interaction, who)
         )
         await deliver_result(interaction, who, pending)
 
@@ -128,7 +123,6 @@ class Create(commands.Cog):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         who = await self.bot.who(interaction)
-        await self.bot.check_intake(interaction, who)
         pending = await self.bot.studio.submit_edit(
             who.actor,
             avatar,
@@ -139,7 +133,7 @@ class Create(commands.Cog):
             eye_color=eye_color,
             background=background,
             prompt=prompt,
-            deliver=self.bot.deliver_info(interaction, who),
+            deliver=delivery_for(interaction, who),
         )
         await deliver_result(interaction, who, pending)
 
@@ -202,15 +196,11 @@ class Create(commands.Cog):
         check_photo(photo, language)  # before deferring: answers at once, nothing downloaded
         await interaction.response.defer(ephemeral=True, thinking=True)
         who = await self.bot.who(interaction)
-        config = await self.bot.check_intake(interaction, who)
+        await self.bot.studio.admissible(who.actor)  # the server's rules before a byte is downloaded
         data = await photo.read()
         try:
             pending = await self.bot.studio.submit_selfie(
-                who.actor,
-                data,
-                prompt=prompt,
-                engine=(config or {}).get("engine"),
-                deliver=self.bot.deliver_info(interaction, who),
+                who.actor, data, prompt=prompt, deliver=delivery_for(interaction, who)
             )
         finally:
             del data  # the photo is not kept
@@ -238,42 +228,41 @@ class Create(commands.Cog):
 
     async def _dm_selfie(self, message: discord.Message, language: str, public: bool) -> None:
         from bot.client import Who
-        from bot.render import result_embed
-        from bot.views.results import result_files, result_view
+        from generation.jobs import Delivery
 
         photo = message.attachments[0]
         check_photo(photo, language)
         actor = _actor(message.author.id, language)
         who = Who(actor, message.author.id, language, public)
-        self.bot.check_intake_user(who)
+        await self.bot.studio.admissible(actor)
         data = await photo.read()
-        pending = await self.bot.studio.submit_selfie(
-            actor,
-            data,
-            deliver={
-                "user_id": message.author.id,
-                "channel_id": message.channel.id,
-                "public": True,
-                "language": language,
-            },
+        # answered in this DM channel, by a post the courier records (and repeats after a crash)
+        target = Delivery(
+            group=new_group(),
+            user_id=message.author.id,
+            channel_id=message.channel.id,
+            public=True,
+            language=language,
         )
+        pending = await self.bot.studio.submit_selfie(actor, data, deliver=target)
         del data
+        pending.notes.append(t("photo_not_kept", language))
+        courier = self.bot.courier
+        courier.live.add(target.group)
         self.bot.track(who.user_id, pending)
+        job_ids = [h.job_id for h in pending.handles]
         try:
-            outcome = await self.bot.studio.finish(pending)
+            try:
+                outcome = await self.bot.studio.finish(pending)
+            except UserError as exc:
+                await courier.send(target, Post(str(exc)), job_ids=job_ids)
+                return
+            post = await courier.result_post(outcome, language, late=False, mention="")
+            post.content = t("photo_not_kept", language)
+            await courier.send(target, post, job_ids=job_ids)
         finally:
             self.bot.untrack(who.user_id, pending)
-        file_data, name = await result_files(self.bot, who, outcome)
-        import io
-
-        embed = result_embed(outcome, language, name)
-        embed.set_footer(text=t("photo_not_kept", language))
-        await message.channel.send(
-            content=t("photo_not_kept", language),
-            embed=embed,
-            file=discord.File(io.BytesIO(file_data), name),
-            view=result_view(outcome.avatars, language),
-        )
+            courier.live.discard(target.group)
 
 
 def _actor(user_id: int, language: str = "en") -> Any:

@@ -59,8 +59,12 @@ class Library(commands.Cog):
     async def delete(self, interaction: discord.Interaction, id: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         who = await self.bot.who(interaction)
-        view = await self.bot.studio.delete(who.actor, id.strip())
-        await interaction.edit_original_response(content=t("deleted", who.language, id=view.id))
+        removal = await self.bot.studio.delete(who.actor, id.strip())
+        removed = await self.bot.courier.delete_messages(removal.messages)
+        text = t("deleted", who.language, id=removal.avatar.id)
+        if removed:
+            text += t("removed_messages", who.language, count=removed)
+        await interaction.edit_original_response(content=text)
 
     @app_commands.command(name=_("forget"), description=_("Delete everything Chibify keeps about you"))
     async def forget(self, interaction: discord.Interaction) -> None:

@@ -177,9 +177,21 @@ class ForgetButton(
                     content=t("forget_cancelled", who.language), view=None
                 )
                 return
-            counts = await bot.studio.forget(who.actor)
-            bot.forget_user(who.user_id)
-            await interaction.response.edit_message(content=t("forgot", who.language, **counts), view=None)
+            await interaction.response.defer()
+            gone = await bot.studio.forget(who.actor)
+            bot.active.pop(who.user_id, None)
+            removed = await bot.courier.delete_messages(gone.messages)
+            await interaction.edit_original_response(
+                content=t(
+                    "forgot",
+                    who.language,
+                    avatars=gone.avatars,
+                    jobs=gone.jobs,
+                    images=gone.images,
+                    messages=removed,
+                ),
+                view=None,
+            )
 
         await guarded(interaction, run)
 

@@ -12,6 +12,7 @@ kept in memory, so they work after a restart and only for the avatar's owner (th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import re
@@ -21,10 +22,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
+from bot.delivery import Post, delivery_for
 from bot.errors import NotFoundError, UserError
 from bot.i18n import t
-from bot.render import avatar_embed, grid, result_embed
-from bot.studio import AvatarView, Outcome, Pending
+from bot.render import avatar_embed
+from bot.studio import AvatarView, Pending
+from generation.service import ServiceStopped
 
 if TYPE_CHECKING:
     from bot.client import ChibifyBot, Who
@@ -83,13 +86,6 @@ def progress_text(pending: Pending, language: str) -> str:
     return t("queued", language, position=min(known), eta=eta)
 
 
-async def result_files(bot: ChibifyBot, who: Who, outcome: Outcome) -> tuple[bytes, str]:
-    images = [(await bot.studio.image(who.actor, a.id))[1] for a in outcome.avatars]
-    if len(images) == 1:
-        return images[0], f"chibify-{outcome.avatars[0].id}.png"
-    return await asyncio.to_thread(grid, images), "chibify-grid.png"
-
-
 def result_view(
     avatars: Sequence[AvatarView], language: str, *, actions: Sequence[str] = ACTIONS
 ) -> discord.ui.View:
@@ -105,13 +101,19 @@ def result_view(
 
 
 async def deliver_result(interaction: discord.Interaction, who: Who, pending: Pending) -> None:
-    """The interaction was deferred (ephemeral, thinking): show progress, then the result."""
+    """The interaction was deferred (ephemeral, thinking): show progress, then deliver the result (or the
+    failure) through the courier, which records the delivery in SQL. Results never depend on the token."""
     bot = bot_of(interaction)
+    courier = bot.courier
+    target = pending.handles[0].deliver
+    assert target is not None, "interaction requests carry their delivery target"
+    courier.live.add(target.group)
     bot.track(who.user_id, pending)
     finish = asyncio.create_task(bot.studio.finish(pending))
     token_ok = True
     last = ""
     delay = bot.progress_first_s
+    job_ids = [h.job_id for h in pending.handles]
     try:
         while True:
             done, _ = await asyncio.wait({finish}, timeout=delay)
@@ -122,61 +124,27 @@ async def deliver_result(interaction: discord.Interaction, who: Who, pending: Pe
             if token_ok and text != last:
                 last = text
                 try:
-                    await interaction.edit_original_response(content=text)
-                except discord.NotFound:
-                    token_ok = False
+                    token_ok = await courier.edit_original(target, interaction, content=text)
                 except discord.HTTPException as exc:
                     log.warning("progress edit failed: %s", exc)
+        late = interaction.is_expired() or not token_ok
         try:
             outcome = finish.result()
+        except ServiceStopped:
+            # the bot is stopping: the jobs stay queued in SQL and are delivered after the restart
+            with contextlib.suppress(discord.HTTPException):
+                await courier.edit_original(target, interaction, content=t("restarting", who.language))
+            return
         except UserError as exc:
-            if token_ok:
-                await interaction.edit_original_response(content=str(exc))
-                return
-            raise
+            await courier.send(target, Post(str(exc)), interaction=interaction, job_ids=job_ids)
+            return
+        post = await courier.result_post(outcome, who.language, late=late, mention=f"<@{who.user_id}>")
+        await courier.send(target, post, interaction=interaction, job_ids=job_ids)
     finally:
         if not finish.done():
             finish.cancel()
         bot.untrack(who.user_id, pending)
-    await send_outcome(interaction, who, outcome, token_ok=token_ok)
-
-
-async def send_outcome(
-    interaction: discord.Interaction, who: Who, outcome: Outcome, *, token_ok: bool = True
-) -> None:
-    bot = bot_of(interaction)
-    data, name = await result_files(bot, who, outcome)
-    embed = result_embed(outcome, who.language, name)
-    view = result_view(outcome.avatars, who.language)
-    mention = f"<@{who.user_id}>"
-    if token_ok:
-        try:
-            file = discord.File(io.BytesIO(data), name)
-            if who.public:
-                await interaction.edit_original_response(content="✨")
-                await interaction.followup.send(
-                    content=t("made", who.language, mention=mention),
-                    embed=embed,
-                    file=file,
-                    view=view,
-                    allowed_mentions=discord.AllowedMentions(users=True),
-                )
-            else:
-                await interaction.edit_original_response(
-                    content=None, embed=embed, attachments=[file], view=view
-                )
-            return
-        except discord.NotFound:
-            log.info("interaction token expired; delivering to the channel or DM instead")
-    await bot.post_fallback(
-        user_id=who.user_id,
-        channel_id=interaction.channel_id,
-        public=who.public,
-        content=t("made_late", who.language, mention=mention),
-        embed=embed,
-        file=discord.File(io.BytesIO(data), name),
-        view=view,
-    )
+        courier.live.discard(target.group)
 
 
 # --- the persistent avatar buttons -------------------------------------------------------------------------
@@ -234,8 +202,8 @@ class AvatarButton(
         studio = bot.studio
         action, avatar_id = self.action, self.avatar_id
         if action == "edit":
-            await studio.image(who.actor, avatar_id)  # owner check before the modal opens
-            await interaction.response.send_modal(EditModal(avatar_id, who.language))
+            await studio.show(who.actor, avatar_id)  # owner check before the modal opens (no image read)
+            await interaction.response.send_modal(edit_modal(avatar_id, who.language))
             return
         if action == "fav":
             avatar, _ = await studio.show(who.actor, avatar_id)
@@ -244,8 +212,13 @@ class AvatarButton(
             await interaction.response.send_message(t(key, who.language, id=avatar_id), ephemeral=True)
             return
         if action == "del":
-            await studio.delete(who.actor, avatar_id)
-            await interaction.response.send_message(t("deleted", who.language, id=avatar_id), ephemeral=True)
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            removal = await studio.delete(who.actor, avatar_id)
+            removed = await bot.courier.delete_messages(removal.messages)
+            text = t("deleted", who.language, id=avatar_id)
+            if removed:
+                text += t("removed_messages", who.language, count=removed)
+            await interaction.edit_original_response(content=text)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         if action == "stickers":
@@ -266,8 +239,7 @@ class AvatarButton(
                 view=result_view([avatar], who.language),
             )
             return
-        bot.check_intake_user(who)
-        deliver = bot.deliver_info(interaction, who)
+        deliver = delivery_for(interaction, who)
         if action == "reroll":
             pending = await studio.submit_reroll(who.actor, avatar_id, deliver=deliver)
         else:
@@ -285,34 +257,52 @@ def _zip(files: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-class EditModal(discord.ui.Modal):
-    """Opened by the edit button: one free-text change, then a child avatar."""
+EDIT_MODAL_PATTERN = re.compile(r"chibify:editmodal:(?P<avatar>[A-Za-z0-9_-]{1,43})")
 
-    def __init__(self, avatar_id: str, language: str) -> None:
-        super().__init__(
-            title=t("edit_title", language), custom_id=f"chibify:editmodal:{avatar_id}", timeout=900
-        )
-        self.avatar_id = avatar_id
-        self.change: discord.ui.TextInput[Any] = discord.ui.TextInput(
+
+def edit_modal(avatar_id: str, language: str) -> discord.ui.Modal:
+    """The edit button's modal: one free-text change. Its custom_id carries the avatar id; the submission
+    is handled by :func:`handle_edit_modal` from the bot's interaction listener, not by this object, so a
+    modal opened before a restart still works after it."""
+    modal = discord.ui.Modal(title=t("edit_title", language), custom_id=f"chibify:editmodal:{avatar_id}")
+    modal.add_item(
+        discord.ui.TextInput(
             label=t("edit_label", language),
             placeholder=t("edit_placeholder", language),
             custom_id="change",
             max_length=200,
         )
-        self.add_item(self.change)
+    )
+    return modal
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        await guarded(interaction, lambda: self._submit(interaction))
 
-    async def _submit(self, interaction: discord.Interaction) -> None:
+def modal_value(interaction: discord.Interaction, custom_id: str) -> str:
+    data: dict[str, Any] = dict(interaction.data or {})
+    for row in data.get("components") or []:
+        for component in row.get("components") or [row.get("component") or {}]:
+            if component.get("custom_id") == custom_id:
+                return str(component.get("value") or "")
+    return ""
+
+
+async def handle_edit_modal(interaction: discord.Interaction) -> bool:
+    """An edit modal was submitted (before or after a restart). Returns False if it is not ours."""
+    data: dict[str, Any] = dict(interaction.data or {})
+    match = EDIT_MODAL_PATTERN.fullmatch(str(data.get("custom_id") or ""))
+    if match is None:
+        return False
+
+    async def run() -> None:
         bot = bot_of(interaction)
-        who = await bot.who(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        bot.check_intake_user(who)
+        who = await bot.who(interaction)
         pending = await bot.studio.submit_edit(
-            who.actor, self.avatar_id, prompt=self.change.value, deliver=bot.deliver_info(interaction, who)
+            who.actor,
+            match["avatar"],
+            prompt=modal_value(interaction, "change").strip() or None,
+            deliver=delivery_for(interaction, who),
         )
         await deliver_result(interaction, who, pending)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:  # type: ignore[override]
-        await bot_of(interaction).report_error(interaction, error)
+    await guarded(interaction, run)
+    return True

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.client import ChibifyBot
-from tests.bot.conftest import BotFactory, custom_ids, reply_text, result_message
+from tests.bot.conftest import BotFactory, custom_ids, has_image, reply_text, result_message
 from tests.discord.emulator import DiscordEmulator
 from tests.discord.models import EPHEMERAL
 
@@ -153,7 +153,12 @@ async def test_show_delete_forget_with_confirmation(emulator: DiscordEmulator, b
     message = await ask.original(finished=False)
     yes = await emulator.click(dave, message["id"], "chibify:forget:yes")
     await yes.response()
-    assert "avatars" in emulator.messages[int(message["id"])]["content"]
+    report = await emulator.wait_until(
+        lambda: "avatars" in (emulator.messages[int(message["id"])]["content"] or "") or None,
+        15,
+        "the forget report",
+    )
+    assert report
     assert "no avatars" in await reply_text(await emulator.slash(dave, "show", {"id": avatar_id}))
 
 
@@ -165,8 +170,13 @@ async def test_queue_settings_config_help(emulator: DiscordEmulator, bot: Chibif
     )
     assert "语言" in text
     public = await emulator.slash(emulator.bob, "avatar", {"prompt": "cat ears"})
-    result = await result_message(public)
-    assert not result["flags"] & EPHEMERAL and f"<@{emulator.bob.id}>" in result["content"]
+    channel = emulator.guild.default_channel
+    result = await emulator.wait_for_message(
+        channel, lambda m: has_image(m) and f"<@{emulator.bob.id}>" in m["content"], within=30
+    )
+    assert not result["flags"] & EPHEMERAL
+    pointer = await public.original()  # the thinking message now points to the public post
+    assert result["id"] in pointer["content"]
     await reply_text(await emulator.slash(emulator.bob, "settings", {"language": "en", "public": False}))
     art = emulator.guild.channels[1]
     not_admin = await emulator.slash(emulator.bob, "config", {"queue_limit": 3})
