@@ -21,6 +21,7 @@ async def run(settings: Settings) -> int:
     from bot.app import open_app
     from bot.client import build_bot
     from bot.metrics_server import serve_metrics
+    from bot.web.process import web_process
 
     assert settings.discord_token is not None
     token = settings.discord_token.get_secret_value()
@@ -28,6 +29,7 @@ async def run(settings: Settings) -> int:
     async with (
         serve_metrics(settings.metrics_host, settings.metrics_port) as metrics,
         open_app(settings) as app,
+        web_process(settings),  # CHIBIFY_WEB_PORT: the web gallery in its own process, stopped first
     ):
         if app.service is not None:
             metrics.add(app.service.metrics.registry)

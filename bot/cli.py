@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bot import train_cli
+from bot import train_cli, worker_cli
 from bot.errors import BadInput, UserError
 from bot.settings import Settings, configure_logging
+from generation.engines import USER_ENGINES
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ EPILOG = """examples:
   chibify edit AVATAR_ID --add crown --expression wink --hair-color "#88ccff"
   chibify history --user alice
   chibify export AVATAR_ID --format stickers --out stickers/
+  chibify web --local-user alice
+  chibify worker --engines chibi,diffusion   (on a GPU box; needs only CHIBIFY_BROKER_URL)
+  chibify workers
   chibify dataset build --count 30000 --size 64 --out data/chibi64
   chibify train diffusion --data data/chibi64 --out runs/diffusion --max-minutes 60
 
@@ -83,14 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     user_opt(a)
     a.add_argument("--seed", type=int, help="seed for the open choices (same prompt + seed = same avatar)")
     a.add_argument("--count", type=int, default=1, choices=range(1, 5), metavar="K", help="how many (1-4)")
-    a.add_argument("--engine", choices=("chibi", "diffusion", "gan"), help="engine (default: CHIBIFY_ENGINE)")
+    a.add_argument("--engine", choices=USER_ENGINES, help="engine (default: CHIBIFY_ENGINE)")
     out_opts(a)
 
     s = sub.add_parser("selfie", help="turn a photo of a face into a chibi avatar (the photo is not kept)")
     s.add_argument("photo", type=Path, help="JPEG, PNG, WebP, GIF, BMP or TIFF, up to 10 MB")
     user_opt(s)
     s.add_argument("--prompt", default="", help='changes on top, e.g. "add cat ears"')
-    s.add_argument("--engine", choices=("chibi", "diffusion", "gan"), help="engine (default: CHIBIFY_ENGINE)")
+    s.add_argument(
+        "--face", type=int, metavar="N", help="with several faces in the photo: draw face N (1 = leftmost)"
+    )
+    s.add_argument("--engine", choices=USER_ENGINES, help="engine (default: CHIBIFY_ENGINE)")
     out_opts(s)
 
     e = sub.add_parser("edit", help="change an avatar, keeping the character (makes a new avatar)")
@@ -128,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("avatar_id")
     user_opt(x)
     x.add_argument(
-        "--format", required=True, choices=("png", "svg", "gif", "apng", "stickers", "circle", "transparent")
+        "--format",
+        required=True,
+        choices=("png", "svg", "gif", "apng", "stickers", "circle", "transparent", "pngtuber"),
     )
     x.add_argument("--size", type=int, default=512, metavar="N", help="pixels, 64-2048 (default 512)")
     x.add_argument("--out", type=Path, default=Path("out"), metavar="DIR")
@@ -158,6 +167,23 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument(
         "--grace", type=float, default=3600.0, metavar="S", help="keep files younger than S seconds"
     )
+    w = sub.add_parser(
+        "web",
+        help="serve the web gallery and visual editor (Discord sign-in, or --local-user without sign-in)",
+        description="Serve the web gallery and the visual editor (docs/web.md). With Discord sign-in it needs "
+        "CHIBIFY_DISCORD_CLIENT_ID, CHIBIFY_DISCORD_CLIENT_SECRET and CHIBIFY_WEB_SECRET; "
+        "--local-user NAME shows that console user's avatars on 127.0.0.1 with no sign-in.",
+    )
+    w.add_argument("--host", metavar="H", help="address to listen on (default: CHIBIFY_WEB_HOST, 127.0.0.1)")
+    w.add_argument(
+        "--port", type=int, metavar="P", help="port to listen on (default: CHIBIFY_WEB_PORT, else 8080)"
+    )
+    w.add_argument(
+        "--local-user",
+        metavar="NAME",
+        help="no sign-in: show this console user's avatars, on 127.0.0.1 only",
+    )
+    worker_cli.add_parsers(sub)
     train_cli.add_parsers(sub)
     return p
 

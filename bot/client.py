@@ -3,6 +3,12 @@
 ``setup_hook`` loads the cogs, registers the persistent DynamicItems, sets the translator and syncs the
 command tree only when its definition hash changed (stored in ``data_dir/command_hash.json``), to the dev
 guild when one is configured, else globally. One ``tree.on_error`` turns errors into short ephemeral replies.
+
+Every command can be installed to a server or to a user's account and used in servers, the bot's DMs and
+private channels (group DMs), except ``/config`` (servers only). Handlers acknowledge first
+(:meth:`ChibifyMixin.begin`) and read the database after: Discord gives an interaction 3 seconds.
+Interactions Discord no longer takes an answer to (10062 unknown interaction, 40060 already acknowledged)
+end quietly with one log line.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +31,30 @@ from bot.app import App
 from bot.delivery import Courier
 from bot.errors import UserError
 from bot.i18n import ChibifyTranslator, language_of, t
+from bot.messages import capitalised
 from bot.studio import Actor, Cooldown, Pending, Studio
+from bot.suggest import Suggestions
 from bot.views.library import ForgetButton, HistoryNav, HistoryOpen
-from bot.views.results import AvatarButton, handle_edit_modal
+from bot.views.results import AvatarButton, CancelButton, ExportSelect, FaceSelect, handle_edit_modal
 
 log = logging.getLogger(__name__)
 
 COGS = ("bot.cogs.create", "bot.cogs.library", "bot.cogs.admin")
 HASH_FILE = "command_hash.json"
+# Discord's answers for an interaction that can no longer be answered.
+UNKNOWN_INTERACTION = 10062
+ALREADY_ACKNOWLEDGED = 40060
+PREFERENCES_TTL_S = 300.0
+
+
+class InteractionGone(Exception):
+    """Discord takes no answer to this interaction any more (10062 / 40060): nothing to reply to."""
+
+
+def interaction_gone(exc: BaseException) -> bool:
+    return isinstance(exc, InteractionGone) or (
+        isinstance(exc, discord.HTTPException) and exc.code in (UNKNOWN_INTERACTION, ALREADY_ACKNOWLEDGED)
+    )
 
 
 @dataclass(frozen=True)
@@ -64,6 +87,9 @@ class ChibifyMixin:
         self.progress_every_s = progress_every_s
         self.active: dict[int, list[Pending]] = {}
         self.courier = Courier(self, sweep_every_s=sweep_every_s)  # type: ignore[arg-type]
+        self.suggestions = Suggestions(app.studio)
+        self.dm_in_flight: dict[int, int] = {}  # photos sent by DM and not finished, per user
+        self._preferences: dict[int, tuple[float, dict[str, Any]]] = {}
         app.studio.cooldown = Cooldown(*cooldown)
         self._background: set[asyncio.Task[Any]] = set()
         self.synced = False
@@ -76,16 +102,72 @@ class ChibifyMixin:
     # --- people and intake ----------------------------------------------------------------------------
 
     async def who(self, interaction: discord.Interaction) -> Who:
+        """The studio actor for this interaction: language and visibility from the user's settings (cached
+        for a few minutes), the channel's rules (a thread follows its parent; age-restricted or not)."""
         uid = interaction.user.id
-        prefs = await self.studio.preferences(Actor(discord_id=uid))
+        prefs = await self.preferences(uid)
         language = language_of(interaction.locale, prefs["language"])
+        channel = interaction.channel
+        parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+        is_nsfw = getattr(channel, "is_nsfw", None)
         actor = Actor(
             discord_id=uid,
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
             language=language,
+            parent_channel_id=parent_id,
+            age_restricted=bool(is_nsfw()) if callable(is_nsfw) else False,
         )
         return Who(actor, uid, language, bool(prefs["public_results"]))
+
+    async def preferences(self, user_id: int) -> dict[str, Any]:
+        cached = self._preferences.get(user_id)
+        if cached is not None and time.monotonic() - cached[0] < PREFERENCES_TTL_S:
+            return cached[1]
+        prefs = await self.studio.preferences(Actor(discord_id=user_id))
+        self._preferences[user_id] = (time.monotonic(), prefs)
+        return prefs
+
+    def forget_preferences(self, user_id: int) -> None:
+        self._preferences.pop(user_id, None)
+
+    def cached_language(self, interaction: discord.Interaction) -> str:
+        """The reader's language without the database: the cached setting, else the Discord locale."""
+        cached = self._preferences.get(interaction.user.id)
+        return language_of(interaction.locale, cached[1]["language"] if cached else None)
+
+    async def defer(self, interaction: discord.Interaction, *, update: bool = False) -> None:
+        """Acknowledge now: "thinking…" (ephemeral), or with ``update`` a silent acknowledgement of a
+        component whose own message changes later. Raises :class:`InteractionGone` when Discord no longer
+        takes an answer."""
+        if interaction.response.is_done():
+            return
+        try:
+            if update:
+                await interaction.response.defer()
+            else:
+                await interaction.response.defer(ephemeral=True, thinking=True)
+        except discord.HTTPException as exc:
+            if interaction_gone(exc):
+                raise InteractionGone(str(exc)) from None
+            raise
+
+    async def begin(self, interaction: discord.Interaction, *, update: bool = False) -> Who:
+        """Defer first, then read who is asking (the database): the 3-second rule."""
+        await self.defer(interaction, update=update)
+        return await self.who(interaction)
+
+    def jobs_of(self, group: str) -> list[Any]:
+        """The unfinished or just-finished jobs of one request (live ones, then those recovered at start)."""
+        handles = [h for pendings in self.active.values() for pending in pendings for h in pending.handles]
+        handles += list(self.app.recovered)
+        return [h for h in handles if h.deliver is not None and h.deliver.group == group]
+
+    def zh_tw_note(self, interaction: discord.Interaction, language: str) -> str:
+        """Traditional Chinese readers get simplified Chinese, and are told so."""
+        if language == "zh" and str(interaction.locale) == "zh-TW":
+            return t("zh_tw_note", "zh")
+        return ""
 
     def track(self, user_id: int, pending: Pending) -> None:
         self.active.setdefault(user_id, []).append(pending)
@@ -116,9 +198,12 @@ class ChibifyMixin:
 
     async def report_error(self, interaction: discord.Interaction, error: BaseException) -> None:
         original = getattr(error, "original", None) or error
-        language = language_of(interaction.locale)
+        if interaction_gone(original):
+            log.info("%s can no longer be answered (%s); dropped", _describe(interaction), original)
+            return
+        language = self.cached_language(interaction)
         if isinstance(original, UserError):
-            message = str(original)
+            message = capitalised(str(original))
         elif isinstance(original, app_commands.NoPrivateMessage):
             message = t("guild_only", language)
         elif isinstance(original, app_commands.MissingPermissions):
@@ -134,12 +219,17 @@ class ChibifyMixin:
         try:
             if not interaction.response.is_done():
                 await interaction.response.send_message(message, ephemeral=True)
+            elif interaction.response.type == discord.InteractionResponseType.deferred_message_update:
+                await interaction.followup.send(message, ephemeral=True)  # keep the message it came from
             else:
                 await interaction.edit_original_response(
                     content=message, embed=None, attachments=[], view=None
                 )
         except discord.HTTPException as exc:
-            log.warning("could not report an error to the user: %s", exc)
+            if interaction_gone(exc):
+                log.info("%s can no longer be answered (%s)", _describe(interaction), exc)
+            else:
+                log.warning("could not report an error to the user: %s", exc)
 
     # --- command sync ---------------------------------------------------------------------------------
 
@@ -176,7 +266,9 @@ class ChibifyMixin:
         client: Any = self
         for extension in COGS:
             await client.load_extension(extension)
-        client.add_dynamic_items(AvatarButton, HistoryNav, HistoryOpen, ForgetButton)
+        client.add_dynamic_items(
+            AvatarButton, CancelButton, ExportSelect, FaceSelect, HistoryNav, HistoryOpen, ForgetButton
+        )
         await self.tree.set_translator(ChibifyTranslator())
         settings = self.app.settings
         await self.sync_if_changed(settings.data_dir, settings.dev_guild_id)
@@ -210,6 +302,10 @@ _OPTIONS: dict[str, Any] = {
     "guild_ready_timeout": 0,
     "chunk_guilds_at_startup": False,
     "member_cache_flags": discord.MemberCacheFlags.none(),
+    # Installable to servers and to users' accounts; usable in servers, the bot's DMs and group DMs
+    # (commands that make no sense there narrow this, e.g. /config).
+    "allowed_installs": app_commands.AppInstallationType(guild=True, user=True),
+    "allowed_contexts": app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True),
 }
 
 

@@ -20,6 +20,7 @@ from bot.settings import Settings
 from bot.studio import MAX_COUNT, MAX_PHOTO_BYTES, Actor, AvatarView, Outcome, Pending, Studio
 from generation import catalog
 from generation.jobs import ProgressEvent
+from generation.service import UNSERVED
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -28,6 +29,14 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         return _catalog(args)
     if command == "db":
         return await _db(args, settings)
+    if command == "web":
+        return await _web(args, settings)
+    if command in ("worker", "workers"):  # the broker only: no database, no token
+        from bot import worker_cli
+
+        return await (worker_cli.run_worker if command == "worker" else worker_cli.run_workers)(
+            args, settings
+        )
     check_args(args)  # all of them, before the confirmation and before a database is opened
     if (
         command == "forget"
@@ -53,7 +62,9 @@ async def _avatar(studio: Studio, actor: Actor, args: argparse.Namespace) -> int
 
 
 async def _selfie(studio: Studio, actor: Actor, args: argparse.Namespace) -> int:
-    pending = await studio.submit_selfie(actor, args.photo_data, prompt=args.prompt, engine=args.engine)
+    pending = await studio.submit_selfie(
+        actor, args.photo_data, prompt=args.prompt, engine=args.engine, face=args.face
+    )
     pending.notes.append("Your photo was analysed in memory and not kept.")
     return await _finish(studio, pending, args)
 
@@ -130,8 +141,14 @@ class _Progress:
         self.enabled = enabled
         self.done = 0
         self.status = "queued"
+        self.told: set[str] = set()
 
     def update(self, event: ProgressEvent) -> None:
+        if event.message.startswith(UNSERVED) and event.message not in self.told:
+            # With a broker and no worker for the engine: say so at once (terminal or not), never draw here.
+            self.told.add(event.message)
+            sys.stderr.write(f"\rchibify: {event.message}; waiting for one (Ctrl-C to stop waiting)\n")
+            sys.stderr.flush()
         if event.final:
             self.done += 1
         if event.kind == "position" and event.position is not None:
@@ -298,6 +315,24 @@ async def _db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- the web gallery ---------------------------------------------------------------------------------------
+
+
+async def _web(args: argparse.Namespace, settings: Settings) -> int:
+    """``chibify web``: every check before the database opens; then serve until SIGTERM/SIGINT."""
+    from bot.web.app import serve
+    from bot.web.config import web_config
+
+    port = args.port if args.port is not None else settings.web_port or 8080
+    if not 1 <= port <= 65535:
+        raise BadInput(f"port {port} is out of range.", "Use a port from 1 to 65535.")
+    host = args.host or ("127.0.0.1" if args.local_user is not None else settings.web_host)
+    if args.local_user is not None:
+        check_user_name(args.local_user)
+    config = web_config(settings, host=host, port=port, local_user=args.local_user)
+    return await serve(settings, config, host=host, port=port)
+
+
 # --- checks before anything is queued or stored ------------------------------------------------------------
 
 #: The highest ``--page``: far beyond any history, and its row offset still fits every database's integers.
@@ -329,6 +364,12 @@ def check_args(args: argparse.Namespace) -> None:
     if command in {"avatar", "selfie", "edit", "vary", "export"}:
         check_out_dir(args.out)
     if command == "selfie":
+        from bot.studio import MAX_FACES
+
+        if args.face is not None and not 1 <= args.face <= MAX_FACES:
+            raise BadInput(
+                f"--face {args.face} is out of range.", f"Faces count from 1 (leftmost) to {MAX_FACES}."
+            )
         args.photo_data = read_photo(args.photo)
 
 

@@ -180,6 +180,11 @@ class Courier:
             kwargs = self._kwargs(target, post, mention=True)
             kwargs.pop("nonce")
             try:
+                # A follow-up to a response still "thinking" would become that (private) response itself:
+                # finish it first, so the follow-up is a message of its own that everyone sees.
+                await self.edit_original(
+                    target, interaction, content=t("posting", target.language), view=None
+                )
                 webhook = interaction.followup if interaction is not None else self._webhook(target)
                 message = await webhook.send(wait=True, **kwargs)
                 return Sent([(message.channel.id, message.id)], how="followup")
@@ -335,8 +340,9 @@ def _jump(target: Delivery, sent: Sent) -> str | None:
     return f"https://discord.com/channels/{scope}/{channel_id}/{message_id}"
 
 
-def delivery_for(interaction: discord.Interaction, who: Who) -> Delivery:
-    """The target of a request made through an interaction (stored with its jobs)."""
+def delivery_for(interaction: discord.Interaction, who: Who, *, public: bool | None = None) -> Delivery:
+    """The target of a request made through an interaction (stored with its jobs); ``public`` overrides
+    the user's setting (a DM conversation keeps its results as plain messages)."""
     from generation.jobs import Delivery
 
     created = interaction.created_at
@@ -345,7 +351,7 @@ def delivery_for(interaction: discord.Interaction, who: Who) -> Delivery:
         user_id=who.user_id,
         channel_id=interaction.channel_id,
         guild_id=interaction.guild_id,
-        public=who.public,
+        public=who.public if public is None else public,
         language=who.language,
         application_id=interaction.application_id,
         interaction_token=interaction.token,

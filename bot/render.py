@@ -105,3 +105,21 @@ def avatar_embed(avatar: AvatarView, language: str, image_name: str) -> discord.
         embed.add_field(name="★", value=t("favourite_on", language, id=avatar.id), inline=False)
     embed.set_image(url=f"attachment://{image_name}")
     return embed
+
+
+def components_text(view: discord.ui.View) -> str:
+    """A view's rows as text, the way Discord lays them out: ``[🔍 1] [V1] ...`` for buttons and
+    ``[Download as… ▾]`` for a select (docs/bot.md shows a grid result this way; a test keeps it true)."""
+    rows: dict[int, list[str]] = {}
+    for child in view.children:
+        row = child._rendered_row if child._rendered_row is not None else (child.row or 0)
+        item = child.item if isinstance(child, discord.ui.DynamicItem) else child
+        if isinstance(item, discord.ui.Select):
+            text = f"[{item.placeholder or ''} ▾]"
+        elif isinstance(item, discord.ui.Button):
+            emoji = f"{item.emoji} " if item.emoji else ""
+            text = f"[{emoji}{item.label or ''}]"
+        else:
+            continue
+        rows.setdefault(row, []).append(text)
+    return "\n".join(" ".join(parts) for _, parts in sorted(rows.items()))

@@ -6,22 +6,27 @@ This is the only module that reads the environment; everything else gets plain v
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import TextIO
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.logsafe import RedactingFilter
-
-EngineName = Literal["chibi", "diffusion", "gan"]
+from generation.broker.config import BrokerConfig
+from generation.engines import USER_ENGINES
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CHIBIFY_", env_file=".env", extra="ignore", env_ignore_empty=True
+        env_prefix="CHIBIFY_",
+        env_file=".env",
+        extra="ignore",
+        env_ignore_empty=True,
+        hide_input_in_errors=True,  # a bad URL may hold a password: errors name the setting, not its value
     )
 
     discord_token: SecretStr | None = Field(None, description="Bot token from the Discord developer portal.")
@@ -34,9 +39,9 @@ class Settings(BaseSettings):
         None,
         description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/chibify.db. PostgreSQL: postgresql+asyncpg://...",
     )
-    engine: EngineName = Field(
+    engine: str = Field(
         "chibi",
-        description="Default engine: chibi (built in, no download), diffusion or gan (trained models shipped in the package).",
+        description=f"Default engine, one of {', '.join(USER_ENGINES)}: chibi (built in, no download), diffusion or gan (trained models shipped in the package).",
     )
     diffusion_model: str | None = Field(
         None,
@@ -68,7 +73,65 @@ class Settings(BaseSettings):
         "127.0.0.1",
         description="Address the metrics endpoint listens on; 0.0.0.0 lets a Prometheus elsewhere scrape it.",
     )
+    # --- scaling out: generation workers on other machines through NATS JetStream (docs/scaling.md) ---
+    broker_url: SecretStr | None = Field(
+        None,
+        description="nats://host:4222 (user:password@ allowed; comma-separate a cluster). Set: no local worker; `chibify worker` processes draw.",
+    )
+    broker_user: str | None = Field(None, description="Broker user name (or put it in the URL).")
+    broker_password: SecretStr | None = Field(None, description="Broker password (or put it in the URL).")
+    broker_creds: Path | None = Field(
+        None, description="A NATS credentials file (.creds) instead of a password."
+    )
+    broker_tls_ca: Path | None = Field(None, description="CA certificate that signed the broker's (TLS).")
+    broker_tls_cert: Path | None = Field(
+        None, description="Client certificate, when the broker asks for one (TLS)."
+    )
+    broker_tls_key: Path | None = Field(None, description="The client certificate's key.")
+    broker_prefix: str = Field(
+        "chibify",
+        description="Prefix of the broker's streams and subjects (two deployments can share one NATS).",
+    )
+    broker_ack_wait_s: float = Field(
+        30.0,
+        ge=1.0,
+        le=3600.0,
+        description="A job whose worker sends no heartbeat for this long goes to another worker (seconds).",
+    )
+    broker_heartbeat_s: float = Field(
+        2.0,
+        ge=0.1,
+        le=60.0,
+        description="How often workers announce themselves; one silent for three of these is taken as gone (seconds).",
+    )
+    instance: str = Field(
+        "bot",
+        description="This bot process's name at the broker; give each bot process sharing one database its own.",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    # --- the web gallery and editor (bot/web/, docs/web.md) ---
+    web_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve the web gallery on this port; python -m bot runs it in its own process (off when unset).",
+    )
+    web_host: str = Field(
+        "127.0.0.1", description="Address the web gallery listens on; 0.0.0.0 behind a reverse proxy."
+    )
+    web_base_url: str | None = Field(
+        None,
+        description="The address people open (https://...); Discord sends them back to <this>/callback.",
+    )
+    web_secret: SecretStr | None = Field(
+        None, description="Key that signs the web's session cookies: 32+ random characters."
+    )
+    discord_client_id: int | None = Field(
+        None, description="OAuth2 client id of the Discord application (sign-in to the web gallery)."
+    )
+    discord_client_secret: SecretStr | None = Field(
+        None, description="OAuth2 client secret of the Discord application."
+    )
 
     @field_validator("diffusion_options", mode="before")
     @classmethod
@@ -78,6 +141,46 @@ class Settings(BaseSettings):
         if isinstance(v, dict):
             return {k: (str(x).lower() if isinstance(x, bool) else str(x)) for k, x in v.items()}
         return v
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, v: str) -> str:
+        if v not in USER_ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(USER_ENGINES)}")
+        return v
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            for part in filter(None, (p.strip() for p in v.get_secret_value().split(","))):
+                if not re.match(r"^(nats|tls|ws|wss)://[^/]", part):
+                    raise ValueError("the broker URL must look like nats://host:4222 (or tls://...)")
+        return v
+
+    @field_validator("instance", "broker_prefix")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v):
+            raise ValueError("use only letters, digits, '-' and '_' (1-64 characters)")
+        return v
+
+    def broker(self) -> BrokerConfig | None:
+        """The broker settings as plain values, or None (the embedded default: one local worker)."""
+        if self.broker_url is None or not self.broker_url.get_secret_value().strip():
+            return None
+        return BrokerConfig(
+            url=self.broker_url.get_secret_value(),
+            user=self.broker_user,
+            password=self.broker_password.get_secret_value() if self.broker_password else None,
+            creds_file=str(self.broker_creds) if self.broker_creds else None,
+            tls_ca=str(self.broker_tls_ca) if self.broker_tls_ca else None,
+            tls_cert=str(self.broker_tls_cert) if self.broker_tls_cert else None,
+            tls_key=str(self.broker_tls_key) if self.broker_tls_key else None,
+            prefix=self.broker_prefix,
+            ack_wait_s=self.broker_ack_wait_s,
+            heartbeat_s=self.broker_heartbeat_s,
+        )
 
     @field_validator("log_level")
     @classmethod

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.errors import BadInput, Busy, GenerationFailed, Limited, NotFoundError, Refused, Unavailable
-from bot.messages import t
+from bot.messages import say, t
 from generation.edits import apply_edit, describe_changes, variation
 from generation.jobs import Delivery, GenerationRequest
 from generation.policy import check_prompt
@@ -37,9 +39,7 @@ from generation.service import (
     ServiceStopped,
 )
 from generation.spec import MAX_SEED, AvatarSpec, SpecError
-from storage import Avatar, JobStatus, NotFound, Storage, jobstore
-from storage.avatars import get_avatar_by_id
-from storage.users import get_user_by_id
+from storage import Avatar, JobStatus, NotFound, Storage, User, avatars, guilds, jobs, jobstore, users
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +50,18 @@ MAX_PHOTO_BYTES = 10 * 1024 * 1024
 MAX_CONSOLE_NAME = 64
 
 
-def check_text(*texts: str | None) -> None:
+def check_text(*texts: str | None, lang: str = "en") -> None:
     """Refuse text the database or the engines cannot take: NUL bytes and invalid UTF-8 (lone surrogates,
     which is what Python makes of undecodable bytes). Runs at intake, before anything is queued."""
     for text in texts:
         if not text:
             continue
         if "\x00" in text:
-            raise BadInput("the text contains a NUL byte.", "Remove it and try again.")
+            raise BadInput(t("text_nul", lang))
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise BadInput("the text is not valid UTF-8.", "Type it again in plain text.") from None
+            raise BadInput(t("text_utf8", lang)) from None
 
 
 class Cooldown:
@@ -98,6 +98,10 @@ class Actor:
     guild_id: int | None = None
     channel_id: int | None = None
     language: str = "en"
+    # The channel a thread belongs to (allowed-channel rules follow it); None outside threads.
+    parent_channel_id: int | None = None
+    # An age-restricted (NSFW) channel: only there may a guild's "off" prompt policy apply.
+    age_restricted: bool = False
 
     def __post_init__(self) -> None:
         if (self.discord_id is None) == (self.console_name is None):
@@ -115,6 +119,15 @@ class Actor:
     @property
     def key(self) -> str:
         return f"discord:{self.discord_id}" if self.discord_id is not None else f"console:{self.console_name}"
+
+    @property
+    def console(self) -> bool:
+        """A ``chibify`` console user (hints name its options and settings, never Discord's)."""
+        return self.console_name is not None
+
+    def say(self, key: str, **values: Any) -> str:
+        """A message in this actor's language (the console form for console users)."""
+        return say(key, self.language, console=self.console, **values)
 
 
 @dataclass(frozen=True)
@@ -165,6 +178,7 @@ class Pending:
     parse: ParseResult | None = None
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    actor: Actor | None = None  # who asked: the language (and console hints) of what finish() adds
 
 
 @dataclass(frozen=True)
@@ -176,6 +190,7 @@ class Outcome:
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    faces: tuple[int, int] = (0, 0)  # a selfie: (faces in the photo, the one drawn, 1 = leftmost)
 
 
 @dataclass(frozen=True)
@@ -241,20 +256,30 @@ class Studio:
         cached = self._user_ids.get(actor.key)
         if cached is not None:
             return cached
-        user = await self.storage.get_or_create_user(
-            discord_id=actor.discord_id, console_name=actor.console_name
-        )
+        async with self.storage.transaction() as s:
+            user = await users.get_or_create_user(
+                s, discord_id=actor.discord_id, console_name=actor.console_name
+            )
         self._user_ids[actor.key] = user.id
         return user.id
 
-    async def _existing_user_id(self, actor: Actor) -> int | None:
-        user = await self.storage.get_user(discord_id=actor.discord_id, console_name=actor.console_name)
+    @staticmethod
+    async def _existing_user_id(s: AsyncSession, actor: Actor) -> int | None:
+        user = await users.get_user(s, discord_id=actor.discord_id, console_name=actor.console_name)
         return None if user is None else user.id
 
     async def policy_level(self, actor: Actor) -> str:
+        """The guild's prompt policy; "off" applies only in age-restricted channels (standard elsewhere),
+        and DMs are always standard."""
         if actor.guild_id is None:
             return "standard"
-        guild = await self.storage.guild_settings(actor.guild_id)
+        level = await self._guild_policy(actor)
+        return "standard" if level == "off" and not actor.age_restricted else level
+
+    async def _guild_policy(self, actor: Actor) -> str:
+        assert actor.guild_id is not None
+        async with self.storage.transaction() as s:
+            guild = await guilds.get_or_create_guild(s, actor.guild_id)
         return str(guild.prompt_policy)
 
     # --- making avatars -------------------------------------------------------------------------------
@@ -270,20 +295,20 @@ class Studio:
         deliver: Delivery | None = None,
     ) -> Pending:
         """/avatar: check the prompt, parse it, queue ``count`` jobs (seeds seed, seed+1, ...)."""
-        _check_count(count)
-        check_text(prompt)
+        _check_count(actor, count)
+        check_text(prompt, lang=actor.language)
         if seed is not None and not 0 <= seed <= MAX_SEED - MAX_COUNT:
-            raise BadInput(f"seed {seed} is out of range.", f"Use a seed from 0 to {MAX_SEED - MAX_COUNT}.")
+            raise BadInput(actor.say("seed_range", seed=seed, max=MAX_SEED - MAX_COUNT))
         try:
             parsed = parse_prompt(prompt, seed=seed)  # first: a too-long prompt gets the length message
         except PromptError as exc:
-            raise BadInput(str(exc)) from None
+            raise BadInput(_detail(actor, "bad_prompt", exc)) from None
         await self._check_policy(actor, prompt)
         specs = [parsed.spec.replace(seed=parsed.spec.seed + i) for i in range(count)]
         owner_id, handles = await self._submit(
             actor, specs, prompt=prompt, kind="prompt", engine=engine, deliver=deliver
         )
-        return Pending(handles, owner_id, parse=parsed, notes=list(parsed.notes))
+        return Pending(handles, owner_id, parse=parsed, notes=list(parsed.notes), actor=actor)
 
     async def submit_edit(
         self,
@@ -300,13 +325,20 @@ class Studio:
         deliver: Delivery | None = None,
     ) -> Pending:
         """/edit: change the asked parts of an avatar (default: the latest), same seed; a child avatar."""
-        check_text(avatar_id, *add, *remove, expression, hair_color, eye_color, background, prompt)
+        check_text(
+            avatar_id,
+            *add,
+            *remove,
+            expression,
+            hair_color,
+            eye_color,
+            background,
+            prompt,
+            lang=actor.language,
+        )
         parent = await self._avatar_or_latest(actor, avatar_id)
         if not any((add, remove, expression, hair_color, eye_color, background, prompt)):
-            raise BadInput(
-                "nothing to change.",
-                "Say what to change: --add ITEM, --remove ITEM, --expression, a colour or --prompt.",
-            )
+            raise BadInput(actor.say("nothing_to_change"))
         if prompt:
             await self._check_policy(actor, prompt)
         old = _spec_of(parent)
@@ -322,11 +354,10 @@ class Studio:
                 prompt=prompt,
             )
         except (SpecError, PromptError) as exc:
-            raise BadInput(str(exc)) from None
+            raise BadInput(_detail(actor, "cannot_change", exc)) from None
         if result.spec == old:
-            raise BadInput(
-                "that would not change anything.", "; ".join(result.errors) or "Try another change."
-            )
+            detail = "; ".join(result.errors) or actor.say("try_other_change")
+            raise BadInput(actor.say("no_change", detail=detail))
         # A painted (diffusion) avatar is edited on its own picture: only the changed part is repainted, the
         # rest stays pixel for pixel. The chibi and GAN engines redraw from the spec, which keeps them exact.
         painted = await self.storage.read_image(parent) if parent.engine == "diffusion" else None
@@ -345,13 +376,14 @@ class Studio:
             owner_id,
             changes=result.changes or describe_changes(old, result.spec),
             notes=result.errors,
+            actor=actor,
         )
 
     async def submit_variations(
         self, actor: Actor, avatar_id: str, *, count: int = 1, deliver: Delivery | None = None
     ) -> Pending:
         """Variations: the same spec (fixed parts stay), new seeds for the open choices."""
-        _check_count(count)
+        _check_count(actor, count)
         parent = await self._avatar_or_latest(actor, avatar_id)
         spec = _spec_of(parent)
         specs = [variation(spec, _new_seed()) for _ in range(count)]
@@ -364,27 +396,28 @@ class Studio:
             parent=parent,
             deliver=deliver,
         )
-        return Pending(handles, owner_id)
+        return Pending(handles, owner_id, actor=actor)
 
     async def submit_reroll(
-        self, actor: Actor, avatar_id: str, *, deliver: Delivery | None = None
+        self, actor: Actor, avatar_id: str, *, count: int = 1, deliver: Delivery | None = None
     ) -> Pending:
-        """Re-roll: the same prompt parsed again with a new seed."""
+        """Re-roll: the same prompt parsed again with a new seed (``count`` new takes: seeds s, s+1, ...)."""
+        _check_count(actor, count)
         parent = await self._avatar_or_latest(actor, avatar_id)
         try:
             parsed = parse_prompt(parent.prompt, seed=_new_seed())
         except PromptError as exc:
-            raise BadInput(str(exc)) from None
+            raise BadInput(_detail(actor, "bad_prompt", exc)) from None
         owner_id, handles = await self._submit(
             actor,
-            [parsed.spec],
+            [parsed.spec.replace(seed=parsed.spec.seed + i) for i in range(count)],
             prompt=parent.prompt,
             kind="reroll",
             engine=parent.engine,
             parent=parent,
             deliver=deliver,
         )
-        return Pending(handles, owner_id, parse=parsed)
+        return Pending(handles, owner_id, parse=parsed, actor=actor)
 
     async def submit_selfie(
         self,
@@ -394,37 +427,48 @@ class Studio:
         prompt: str = "",
         engine: str | None = None,
         deliver: Delivery | None = None,
+        face: int | None = None,
     ) -> Pending:
-        """/chibify: photo -> face analysis -> spec -> avatar. The photo is processed in memory, never kept."""
-        check_text(prompt)
+        """/chibify: photo -> face analysis -> spec -> avatar. The photo is processed in memory, never kept.
+        ``face`` picks a face counting from 1 on the left (default: the most prominent one)."""
+        check_text(prompt, lang=actor.language)
+        if face is not None and not 1 <= face <= MAX_FACES:
+            raise BadInput(actor.say("bad_face", max=MAX_FACES))
         if prompt:
             await self._check_policy(actor, prompt)
         if len(photo) > MAX_PHOTO_BYTES:
-            raise BadInput(
-                f"that photo is {len(photo) / 1e6:.1f} MB; photos may be up to 10 MB.", "Send a smaller one."
-            )
+            raise BadInput(actor.say("photo_too_big", size=len(photo) / 1e6))
         from generation.face.decode import PhotoError, decode_photo
 
         try:  # cheap checks here (format, size, pixel limit); the face analysis runs in the worker
             await asyncio.to_thread(decode_photo, photo)
         except PhotoError as exc:
-            raise BadInput(str(exc)) from None
+            raise BadInput(_detail(actor, "bad_photo", exc)) from None
         base = AvatarSpec(seed=_new_seed())
         owner_id, handles = await self._submit(
-            actor, [base], prompt=prompt, kind="selfie", engine=engine, deliver=deliver, init_image=photo
+            actor,
+            [base],
+            prompt=prompt,
+            kind="selfie",
+            engine=engine,
+            deliver=deliver,
+            init_image=photo,
+            extra_meta=(("face_index", str(face - 1)),) if face is not None else (),
         )
-        return Pending(handles, owner_id, kind="selfie")
+        return Pending(handles, owner_id, kind="selfie", actor=actor)
 
     async def finish(self, pending: Pending) -> Outcome:
         """Wait for every job; each makes one avatar. Failed jobs are reported, the others still returned."""
         results = await asyncio.gather(*(h.result() for h in pending.handles), return_exceptions=True)
-        avatars: list[AvatarView] = []
+        made: list[str] = []
         failures: list[str] = []
+        faces = (0, 0)
+        speaker = pending.actor or Actor(console_name="-")
         for result in results:
             if isinstance(result, JobFailed):
                 failures.append(result.reason)
             elif isinstance(result, JobCancelled):
-                failures.append("cancelled")
+                failures.append(speaker.say("cancelled_job"))
             elif isinstance(result, BaseException):
                 raise result
             else:
@@ -432,20 +476,30 @@ class Studio:
                 if not public_id:
                     failures.append("the job finished without an avatar")
                     continue
-                avatars.append(await self._view(await self.storage.get_avatar(public_id, pending.owner_id)))
-        if not avatars and failures:
+                made.append(public_id)
+                if result.face_count > 1:
+                    faces = (result.face_count, result.face_used)
+        async with self.storage.transaction() as s:
+            views = [await self._view(s, await avatars.get_avatar(s, p, pending.owner_id)) for p in made]
+        if not views and failures:
+            if all(isinstance(r, JobCancelled) for r in results):
+                raise GenerationFailed(speaker.say("cancelled"))
             raise GenerationFailed(
-                failures[0] if pending.kind == "selfie" else f"the avatar could not be made: {failures[0]}"
+                failures[0] if pending.kind == "selfie" else speaker.say("could_not_make", reason=failures[0])
             )
         parse = pending.parse
+        notes = list(pending.notes)
+        if faces[0] > 1:
+            notes.insert(0, speaker.say("faces_found", count=faces[0], used=faces[1]))
         return Outcome(
-            avatars=avatars,
+            avatars=views,
             understood=list(parse.understood) if parse else [],
             ignored=list(parse.ignored) if parse else [],
             removed=list(parse.removed) if parse else [],
             changes=pending.changes,
-            notes=pending.notes,
+            notes=notes,
             failures=failures,
+            faces=faces,
         )
 
     # --- reading --------------------------------------------------------------------------------------
@@ -454,17 +508,19 @@ class Studio:
         self, actor: Actor, *, page: int = 1, favourites: bool = False, snapshot: int | None = None
     ) -> HistoryView:
         if page < 1:
-            raise BadInput(f"page {page} does not exist.", "Pages start at 1.")
-        uid = await self._existing_user_id(actor)
-        if uid is None:
-            return HistoryView(items=[], page=1, pages=1, total=0, snapshot=0)
-        hp = await self.storage.history(
-            uid, page=page, page_size=HISTORY_PAGE_SIZE, favourites_only=favourites, snapshot=snapshot
-        )
+            raise BadInput(actor.say("page_start", page=page))
+        async with self.storage.transaction() as s:
+            uid = await self._existing_user_id(s, actor)
+            if uid is None:
+                return HistoryView(items=[], page=1, pages=1, total=0, snapshot=0)
+            hp = await avatars.history(
+                s, uid, page=page, page_size=HISTORY_PAGE_SIZE, favourites_only=favourites, snapshot=snapshot
+            )
+            items = [await self._view(s, a) for a in hp.items]
         if page > hp.pages and hp.total:
-            raise BadInput(f"page {page} does not exist.", f"There are {hp.pages} pages.")
+            raise BadInput(actor.say("page_range", page=page, pages=hp.pages))
         return HistoryView(
-            items=[await self._view(a) for a in hp.items],
+            items=items,
             page=page,
             pages=hp.pages,
             total=hp.total,
@@ -473,61 +529,73 @@ class Studio:
 
     async def show(self, actor: Actor, avatar_id: str) -> tuple[AvatarView, list[AvatarView]]:
         """The avatar and its lineage (root first, this one last)."""
-        uid = await self._require_user(actor)
-        try:
-            chain = await self.storage.lineage(avatar_id, uid)
-        except NotFound:
-            raise _not_found(avatar_id) from None
-        views = [await self._view(a) for a in chain]
+        async with self.storage.transaction() as s:
+            uid = await self._require_user(s, actor)
+            try:
+                chain = await avatars.lineage(s, avatar_id, uid)
+            except NotFound:
+                raise _not_found(actor, avatar_id) from None
+            views = [await self._view(s, a) for a in chain]
         return views[-1], views
 
     async def image(self, actor: Actor, avatar_id: str) -> tuple[AvatarView, bytes]:
-        avatar = await self._get(actor, avatar_id)
-        return await self._view(avatar), await self.storage.read_image(avatar)
+        async with self.storage.transaction() as s:
+            avatar = await self._get(s, actor, avatar_id)
+            view = await self._view(s, avatar)
+        return view, await self.storage.read_image(avatar)
 
     async def image_path(self, avatar: AvatarView) -> str | None:
         path = self.storage.blobs.local_path(avatar.blob_key)
         return str(path) if path is not None else None
 
     async def export(self, actor: Actor, avatar_id: str, fmt: str, *, size: int = 512) -> dict[str, bytes]:
-        """Files named by their suggested file name: png, transparent, circle, svg, gif, apng or stickers."""
+        """Files named by their suggested file name: any of ``generation.exports.FORMATS`` (png,
+        transparent, circle, svg, gif, apng, stickers, pngtuber)."""
+        from generation import exports
+
+        if fmt not in exports.FORMATS:
+            raise BadInput(actor.say("export_unknown", format=fmt))
         if not EXPORT_SIZES[0] <= size <= EXPORT_SIZES[1]:
-            raise BadInput(
-                f"size {size} is out of range.", f"Use {EXPORT_SIZES[0]}-{EXPORT_SIZES[1]} pixels."
-            )
-        avatar = await self._get(actor, avatar_id)
-        view = await self._view(avatar)
+            raise BadInput(actor.say("size_range", size=size, low=EXPORT_SIZES[0], high=EXPORT_SIZES[1]))
+        async with self.storage.transaction() as s:
+            avatar = await self._get(s, actor, avatar_id)
+            view = await self._view(s, avatar)
         if view.engine != "chibi" and fmt != "png":
-            raise BadInput(f"{fmt} export needs an avatar made by the chibi engine.", "Export it as png.")
+            raise BadInput(actor.say("export_needs_chibi", format=fmt))
         spec = _spec_of(avatar)
         params = {"prompt": view.prompt}
         try:
-            return await asyncio.to_thread(_export_files, spec, fmt, size, view.id, params)
+            return await asyncio.to_thread(exports.export_files, spec, fmt, size, view.id, params)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
 
     # --- changing -------------------------------------------------------------------------------------
 
     async def favourite(self, actor: Actor, avatar_id: str, on: bool = True) -> AvatarView:
-        uid = await self._require_user(actor)
-        try:
-            return await self._view(await self.storage.set_favourite(avatar_id, uid, on))
-        except NotFound:
-            raise _not_found(avatar_id) from None
+        async with self.storage.transaction() as s:
+            uid = await self._require_user(s, actor)
+            try:
+                avatar = await avatars.set_favourite(s, avatar_id, uid, on)
+            except NotFound:
+                raise _not_found(actor, avatar_id) from None
+            return await self._view(s, avatar)
 
     async def delete(self, actor: Actor, avatar_id: str) -> Removal:
         """Delete one avatar; returns it with the messages that showed it (for the adapter to remove)."""
-        uid = await self._require_user(actor)
-        try:
-            avatar, messages = await self.storage.delete_avatar(avatar_id, uid)
-        except NotFound:
-            raise _not_found(avatar_id) from None
-        return Removal(await self._view(avatar), list(messages))
+        async with self.storage.transaction() as s:
+            uid = await self._require_user(s, actor)
+            try:
+                avatar = await avatars.soft_delete(s, avatar_id, uid)
+            except NotFound:
+                raise _not_found(actor, avatar_id) from None
+            messages = await jobs.messages_for_avatars(s, [avatar.id])
+            return Removal(await self._view(s, avatar), list(messages))
 
     async def forget(self, actor: Actor) -> Forgotten:
         """Delete every row and image of the user. Returns what was removed, and the bot messages that
         showed the user's avatars (read before the rows went)."""
-        uid = await self._existing_user_id(actor)
+        async with self.storage.transaction() as s:
+            uid = await self._existing_user_id(s, actor)
         if uid is None:
             return Forgotten(0, 0, 0)
         result = await self.storage.forget_user(uid)
@@ -539,21 +607,22 @@ class Studio:
     async def undelivered(self) -> list[Finished]:
         """Jobs that finished (done or failed) but whose result never reached the user, oldest first."""
         found: list[Finished] = []
-        for job in await self.storage.undelivered_jobs():
-            raw = jobstore.delivery_of(job)
-            delivery = Delivery.from_json(raw) if raw else Delivery(group=f"job-{job.id}")
-            avatar: AvatarView | None = None
-            if job.avatar_id is not None:
-                async with self.storage.transaction() as s:
-                    row = await get_avatar_by_id(s, job.avatar_id)
-                if row is not None and row.deleted_at is None:
-                    avatar = await self._view(row)
-            found.append(Finished(job.id, str(job.status), job.error, avatar, delivery))
+        async with self.storage.transaction() as s:
+            for job in await jobs.undelivered(s):
+                raw = jobstore.delivery_of(job)
+                delivery = Delivery.from_json(raw) if raw else Delivery(group=f"job-{job.id}")
+                avatar: AvatarView | None = None
+                if job.avatar_id is not None:
+                    row = await avatars.get_avatar_by_id(s, job.avatar_id)
+                    if row is not None and row.deleted_at is None:
+                        avatar = await self._view(s, row)
+                found.append(Finished(job.id, str(job.status), job.error, avatar, delivery))
         return found
 
     async def mark_delivered(self, job_ids: Sequence[int], messages: Sequence[tuple[int, int]]) -> None:
         """Record that Discord accepted the message(s) for these jobs; forgets their interaction token."""
-        await self.storage.mark_delivered(list(job_ids), list(messages))
+        async with self.storage.transaction() as s:
+            await jobs.mark_delivered(s, list(job_ids), list(messages))
 
     async def image_bytes(self, avatar: AvatarView) -> bytes:
         return await asyncio.to_thread(self.storage.blobs.get, avatar.blob_key)
@@ -586,12 +655,13 @@ class Studio:
         parent: Avatar | None = None,
         deliver: Delivery | None = None,
         init_image: bytes | None = None,
+        extra_meta: tuple[tuple[str, str], ...] = (),
     ) -> tuple[int, list[JobHandle]]:
         """The one admission gate: every way of making work ends here (slash commands, buttons, the edit
         modal, DM photos, the message menu, the console). The whole request (all ``len(specs)`` jobs) is
         checked against every limit at once and admitted whole or not at all."""
         if self.service is None:
-            raise Unavailable("generation is not running in this process.", "")
+            raise Unavailable(actor.say("no_generation"))
         async with self._admission(actor.key):
             rules = await self._guild_rules(actor)
             if rules is not None:
@@ -600,12 +670,10 @@ class Studio:
             self._check_cooldown(actor)
             engine = engine or (rules.get("engine") if rules else None) or self.default_engine
             if engine not in self.service.engine_names:
-                raise Unavailable(
-                    f"the {engine} engine is not running here.",
-                    f"Available: {', '.join(sorted(self.service.engine_names))}.",
-                )
+                raise Unavailable(_engine_missing(actor, engine, self.service.engine_names))
             owner_id = await self.user_id(actor)  # the row exists before the job refers to it
             meta: tuple[tuple[str, str], ...] = (("parent", parent.public_id),) if parent is not None else ()
+            meta += extra_meta
             requests = [
                 GenerationRequest(
                     user_key=actor.key,
@@ -626,9 +694,9 @@ class Studio:
             except QueueFull as exc:
                 if exc.scope == "user" and member_limit is not None:
                     raise Limited(t("queue_limit", actor.language, limit=member_limit)) from None
-                raise Busy(str(exc)) from None
-            except ServiceStopped as exc:
-                raise Unavailable(str(exc)) from None
+                raise Busy(actor.say("busy")) from None
+            except ServiceStopped:
+                raise Unavailable(actor.say("stopping")) from None
             if self.cooldown is not None:
                 self.cooldown.hit(actor.key)
         return owner_id, handles
@@ -651,8 +719,8 @@ class Studio:
     @staticmethod
     def _check_channel(actor: Actor, rules: dict[str, Any]) -> None:
         allowed = rules["allowed_channels"]
-        if allowed and actor.channel_id not in allowed:
-            channels = " ".join(f"<#{c}>" for c in allowed[:20])
+        if allowed and actor.channel_id not in allowed and actor.parent_channel_id not in allowed:
+            channels = channel_list(allowed, actor.language)
             raise Limited(t("channel_not_allowed", actor.language, channels=channels))
 
     async def _check_daily(self, actor: Actor, rules: dict[str, Any], count: int) -> None:
@@ -668,39 +736,35 @@ class Studio:
         if wait > 0:
             raise Limited(t("cooldown", actor.language, seconds=max(1, round(wait))))
 
-    async def _require_user(self, actor: Actor) -> int:
-        uid = await self._existing_user_id(actor)
+    async def _require_user(self, s: AsyncSession, actor: Actor) -> int:
+        uid = await self._existing_user_id(s, actor)
         if uid is None:
-            raise NotFoundError(
-                "you have no avatars yet.", 'Make one first: chibify avatar "..." or /avatar.'
-            )
+            raise NotFoundError(actor.say("no_avatars"))
         return uid
 
-    async def _get(self, actor: Actor, avatar_id: str) -> Avatar:
-        uid = await self._require_user(actor)
+    async def _get(self, s: AsyncSession, actor: Actor, avatar_id: str) -> Avatar:
+        uid = await self._require_user(s, actor)
         try:
-            return await self.storage.get_avatar(avatar_id, uid)
+            return await avatars.get_avatar(s, avatar_id, uid)
         except NotFound:
-            raise _not_found(avatar_id) from None
+            raise _not_found(actor, avatar_id) from None
 
     async def _avatar_or_latest(self, actor: Actor, avatar_id: str | None) -> Avatar:
-        if avatar_id:
-            return await self._get(actor, avatar_id)
-        uid = await self._require_user(actor)
-        latest = await self.storage.latest_avatar(uid)
+        async with self.storage.transaction() as s:
+            if avatar_id:
+                return await self._get(s, actor, avatar_id)
+            uid = await self._require_user(s, actor)
+            latest = await avatars.latest_avatar(s, uid)
         if latest is None:
-            raise NotFoundError(
-                "you have no avatars yet.", 'Make one first: chibify avatar "..." or /avatar.'
-            )
+            raise NotFoundError(actor.say("no_avatars"))
         return latest
 
-    async def _view(self, avatar: Avatar) -> AvatarView:
+    async def _view(self, s: AsyncSession, avatar: Avatar) -> AvatarView:
         parent_public: str | None = None
         if avatar.parent_id is not None:
-            async with self.storage.transaction() as s:
-                parent = await get_avatar_by_id(s, avatar.parent_id)
+            parent = await avatars.get_avatar_by_id(s, avatar.parent_id)
             parent_public = parent.public_id if parent is not None else None
-        owner = await self._owner_label(avatar.owner_id)
+        owner = await self._owner_label(s, avatar.owner_id)
         return AvatarView(
             id=avatar.public_id,
             owner=owner,
@@ -718,12 +782,11 @@ class Studio:
             blob_key=avatar.blob_key,
         )
 
-    async def _owner_label(self, user_id: int) -> str:
+    async def _owner_label(self, s: AsyncSession, user_id: int) -> str:
         for key, uid in self._user_ids.items():
             if uid == user_id:
                 return key
-        async with self.storage.transaction() as s:
-            user = await get_user_by_id(s, user_id)
+        user = await users.get_user_by_id(s, user_id)
         if user is None:
             return f"user:{user_id}"
         key = f"discord:{user.discord_id}" if user.discord_id is not None else f"console:{user.console_name}"
@@ -736,16 +799,22 @@ class Studio:
 
     async def jobs_today(self, actor: Actor, guild_id: int) -> int:
         """Jobs the user asked for in this guild in the last 24 hours (failed and cancelled ones don't count)."""
-        uid = await self._existing_user_id(actor)
-        if uid is None:
-            return 0
-        since = datetime.now(UTC) - timedelta(days=1)
-        counted = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE)
-        return await self.storage.count_jobs_since(uid, since, guild_id=guild_id, statuses=counted)
+        async with self.storage.transaction() as s:
+            uid = await self._existing_user_id(s, actor)
+            if uid is None:
+                return 0
+            since = datetime.now(UTC) - timedelta(days=1)
+            counted = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE)
+            return await jobs.count_jobs_since(s, uid, since, guild_id=guild_id, statuses=counted)
 
     async def preferences(self, actor: Actor) -> dict[str, Any]:
         """The user's settings (defaults when the user has never been seen; nothing is created)."""
-        user = await self.storage.get_user(discord_id=actor.discord_id, console_name=actor.console_name)
+        async with self.storage.transaction() as s:
+            user = await users.get_user(s, discord_id=actor.discord_id, console_name=actor.console_name)
+        return self._preferences_of(user)
+
+    @staticmethod
+    def _preferences_of(user: User | None) -> dict[str, Any]:
         if user is None:
             return {"language": "en", "public_results": False, "default_style": "chibi"}
         return {
@@ -762,7 +831,6 @@ class Studio:
         public_results: bool | None = None,
         default_style: str | None = None,
     ) -> dict[str, Any]:
-        uid = await self.user_id(actor)
         changes: dict[str, Any] = {}
         if language is not None:
             changes["language"] = language
@@ -770,45 +838,53 @@ class Studio:
             changes["public_results"] = public_results
         if default_style is not None:
             changes["default_style"] = default_style
-        if changes:
-            try:
-                await self.storage.update_user(uid, **changes)
-            except ValueError as exc:
-                raise BadInput(str(exc)) from None
-        return await self.preferences(actor)
+        async with self.storage.transaction() as s:
+            user = await users.get_or_create_user(
+                s, discord_id=actor.discord_id, console_name=actor.console_name
+            )
+            if changes:
+                try:
+                    user = await users.update_user(s, user, **changes)
+                except ValueError as exc:
+                    raise BadInput(str(exc)) from None
+        self._user_ids[actor.key] = user.id
+        return self._preferences_of(user)
 
     async def guild_config(self, guild_id: int) -> dict[str, Any]:
-        guild = await self.storage.guild_settings(guild_id)
+        async with self.storage.transaction() as s:
+            guild = await guilds.get_or_create_guild(s, guild_id)
         return self._guild_dict(guild)
 
-    async def update_guild_config(self, guild_id: int, **changes: Any) -> dict[str, Any]:
+    async def update_guild_config(
+        self, guild_id: int, *, actor: Actor | None = None, **changes: Any
+    ) -> dict[str, Any]:
         """Admins only (the adapter checks the permission): allowed channels, limits, policy, engine."""
         if "engine" in changes and changes["engine"] is not None and self.service is not None:
             if changes["engine"] not in self.service.engine_names:
-                raise BadInput(
-                    f"the {changes['engine']} engine is not running here.",
-                    f"Available: {', '.join(sorted(self.service.engine_names))}.",
-                )
+                who = actor or Actor(console_name="-")
+                raise BadInput(_engine_missing(who, changes["engine"], self.service.engine_names))
         try:
-            guild = await self.storage.update_guild(guild_id, **changes)
+            async with self.storage.transaction() as s:
+                guild = await guilds.update_guild(s, guild_id, **changes)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         return self._guild_dict(guild)
 
     async def recent_avatars(self, actor: Actor, partial: str = "", limit: int = 25) -> list[AvatarView]:
         """Autocomplete for avatar ids: the newest avatars whose id or prompt contains ``partial``."""
-        uid = await self._existing_user_id(actor)
-        if uid is None:
-            return []
-        hp = await self.storage.history(uid, page=1, page_size=50)
         needle = partial.strip().lower()
         found: list[AvatarView] = []
-        for avatar in hp.items:
-            if needle and needle not in avatar.public_id.lower() and needle not in avatar.prompt.lower():
-                continue
-            found.append(await self._view(avatar))
-            if len(found) >= limit:
-                break
+        async with self.storage.transaction() as s:
+            uid = await self._existing_user_id(s, actor)
+            if uid is None:
+                return []
+            hp = await avatars.history(s, uid, page=1, page_size=50)
+            for avatar in hp.items:
+                if needle and needle not in avatar.public_id.lower() and needle not in avatar.prompt.lower():
+                    continue
+                found.append(await self._view(s, avatar))
+                if len(found) >= limit:
+                    break
         return found
 
     @staticmethod
@@ -831,40 +907,49 @@ def _spec_of(avatar: Avatar) -> AvatarSpec:
         ) from None
 
 
+# The formats the web offers for download (the drawing lives in generation/exports.py, which also makes
+# the PNGTuber set the bot and the console offer).
 EXPORT_FORMATS = ("png", "transparent", "circle", "svg", "gif", "apng", "stickers")
+MAX_FACES = 20  # a selfie's face number (1 = leftmost) is checked against the photo by the analysis
 
 
-def _export_files(
-    spec: AvatarSpec, fmt: str, size: int, name: str, params: dict[str, str]
-) -> dict[str, bytes]:
-    """Render an export with the chibi engine (in a worker thread: it is CPU work)."""
-    from generation.chibi import exports
-
-    if fmt == "png":
-        return {f"{name}.png": exports.png(spec, size, metadata=params)}
-    if fmt == "transparent":
-        return {f"{name}-transparent.png": exports.png(spec, size, transparent=True, metadata=params)}
-    if fmt == "circle":
-        return {f"{name}-circle.png": exports.png(spec, size, transparent=True, circle=True, metadata=params)}
-    if fmt == "svg":
-        return {f"{name}.svg": exports.svg(spec).encode("utf-8")}
-    if fmt == "gif":
-        return {f"{name}-blink.gif": exports.blink_gif(spec, min(size, 512))}
-    if fmt == "apng":
-        return {f"{name}-blink.png": exports.blink_apng(spec, min(size, 512))}
-    if fmt == "stickers":
-        return {f"{name}/{path}": data for path, data in exports.sticker_pack(spec).items()}
-    raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
-
-
-def _check_count(count: int) -> None:
+def _check_count(actor: Actor, count: int) -> None:
     if not 1 <= count <= MAX_COUNT:
-        raise BadInput(f"count {count} is out of range.", f"Ask for 1 to {MAX_COUNT} avatars at a time.")
+        raise BadInput(actor.say("count_range", count=count, max=MAX_COUNT))
+
+
+def _detail(actor: Actor, key: str, exc: Exception) -> str:
+    """A generation error (prompt, spec, edit, photo) framed in the actor's language; English readers get
+    the detail alone, as the console always did."""
+    detail = str(exc)
+    return detail if actor.language != "zh" else actor.say(key, detail=detail)
+
+
+def _engine_missing(actor: Actor, engine: str, running: Any) -> str:
+    """The engine is not running here: what is, and (on the console) the setting that starts it."""
+    setting_key = f"engine_setting_{engine}"
+    from bot.messages import MESSAGES
+
+    if setting_key in MESSAGES:
+        setting = t(setting_key, actor.language)
+    else:
+        setting = t("engine_setting_other", actor.language, engine=engine)
+    return actor.say(
+        "engine_unavailable", engine=engine, available=", ".join(sorted(running)), setting=setting
+    )
+
+
+def channel_list(channel_ids: Sequence[int], language: str, shown: int = 10) -> str:
+    """Channel mentions for a message: the first ``shown``, then "and N more" (a list of hundreds of
+    channels would pass Discord's 2,000-character limit)."""
+    mentions = " ".join(f"<#{c}>" for c in channel_ids[:shown])
+    more = len(channel_ids) - shown
+    return t("and_more", language, shown=mentions, more=more) if more > 0 else mentions
 
 
 def _new_seed() -> int:
     return random.SystemRandom().randrange(0, 2**31)
 
 
-def _not_found(avatar_id: str) -> NotFoundError:
-    return NotFoundError(f"no avatar {avatar_id!r} in your history.", "See your avatars with history.")
+def _not_found(actor: Actor, avatar_id: str) -> NotFoundError:
+    return NotFoundError(actor.say("no_such_avatar", id=avatar_id))

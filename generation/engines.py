@@ -9,26 +9,33 @@ request, so the service can tell which request hung.
 Engines are built in the worker process only (see :mod:`generation.worker`); this module imports no engine
 code at import time, so the bot process can import it freely (it never imports torch).
 
-Names resolve through :data:`ENGINE_REGISTRY`; any ``"module:factory"`` string works too, and
-``EngineSpec(name, target, options)`` gives a name to a target with keyword options.
+Names resolve through :data:`ENGINES` (the one list every adapter reads: settings, the console, the
+slash commands); any ``"module:factory"`` string works too, ``"name(key=value,...)"`` passes options to a
+built-in, and ``EngineSpec(name, target, options)`` gives a name to a target with keyword options.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from generation.jobs import EngineSpec, GenerationRequest, GenerationResult
 
 __all__ = [
+    "ENGINES",
     "ENGINE_REGISTRY",
+    "USER_ENGINES",
     "ChibiAdapter",
     "Engine",
+    "EngineInfo",
     "ProgressFn",
     "SyntheticEngine",
     "build_engine",
@@ -38,13 +45,41 @@ __all__ = [
 
 ProgressFn = Callable[[int, int, int], None]
 
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """One built-in engine: its name, where the worker finds it, and a line about it. ``listed`` engines
+    are offered to people (``/avatar engine:``, ``/config engine:``, ``chibify avatar --engine``,
+    ``CHIBIFY_ENGINE``); the others are for tests and benchmarks."""
+
+    name: str
+    target: str
+    description: str
+    listed: bool = True
+
+
+#: The one list of engines; every adapter reads it.
+ENGINES: tuple[EngineInfo, ...] = (
+    EngineInfo(
+        "chibi", "generation.engines:ChibiAdapter", "the built-in vector chibi engine (CPU, no download)"
+    ),
+    EngineInfo(
+        "diffusion", "generation.diffusion.engine:DiffusionEngine", "a diffusion model (GPU recommended)"
+    ),
+    EngineInfo("gan", "generation.training.gan:GanEngine", 'the shipped "surprise me" GAN'),
+    EngineInfo(
+        "synthetic",
+        "generation.engines:SyntheticEngine",
+        "a stand-in for a GPU (fixed cost per batch and per item), for benchmarks and tests",
+        listed=False,
+    ),
+)
+
 #: Built-in engine names -> "module:factory".
-ENGINE_REGISTRY: dict[str, str] = {
-    "chibi": "generation.engines:ChibiAdapter",
-    "synthetic": "generation.engines:SyntheticEngine",
-    "diffusion": "generation.diffusion.engine:DiffusionEngine",
-    "gan": "generation.training.gan:GanEngine",
-}
+ENGINE_REGISTRY: dict[str, str] = {e.name: e.target for e in ENGINES}
+
+#: The engines people may choose, in the order they are offered.
+USER_ENGINES: tuple[str, ...] = tuple(e.name for e in ENGINES if e.listed)
 
 
 @runtime_checkable
@@ -54,10 +89,28 @@ class Engine(Protocol):
     ) -> list[GenerationResult | BaseException]: ...
 
 
+_WITH_OPTIONS = re.compile(r"^([A-Za-z0-9_-]+)\((.*)\)$")
+
+
 def engine_spec(value: str | EngineSpec) -> EngineSpec:
-    """Normalise ``"chibi"``, ``"name=module:factory"``, ``"module:factory"`` or an EngineSpec."""
+    """Normalise ``"chibi"``, ``"synthetic(per_batch_s=0.05,per_item_s=0.01)"`` (a registry name with
+    keyword options, given to the factory as text), ``"name=module:factory"``, ``"module:factory"`` or an
+    EngineSpec."""
     if isinstance(value, EngineSpec):
         return value
+    value = value.strip()
+    with_options = _WITH_OPTIONS.match(value)
+    if with_options:
+        name, raw = with_options.groups()
+        if name not in ENGINE_REGISTRY:
+            raise ValueError(f"unknown engine {name!r}: use one of {sorted(ENGINE_REGISTRY)}")
+        options: list[tuple[str, Any]] = []
+        for part in filter(None, (p.strip() for p in raw.split(","))):
+            key, sep, option = part.partition("=")
+            if not sep or not key.strip().isidentifier():
+                raise ValueError(f"engine option {part!r} of {name!r} must look like key=value")
+            options.append((key.strip(), option.strip()))
+        return EngineSpec(name=name, target=ENGINE_REGISTRY[name], options=tuple(options))
     if "=" in value:
         name, _, target = value.partition("=")
         return EngineSpec(name=name.strip(), target=target.strip())
@@ -106,8 +159,10 @@ class ChibiAdapter:
                 # The stored spec keeps its open fields open (variations re-decide them with a new
                 # seed); the engine resolves them itself, deterministically.
                 spec = self._spec_cls.from_json(request.spec)
+                faces = (0, 0)
                 if request.init_image is not None:  # a selfie: the photo decides the spec
-                    spec = self.selfie_spec(request, spec.seed)
+                    spec, _, analysis = self.selfie(request, spec.seed)
+                    faces = (analysis.faces_found, analysis.chosen + 1)
                 meta = {"prompt": request.prompt} if request.prompt else None
                 png = self._engine.render(spec, request.size, metadata=meta)
                 out.append(
@@ -119,6 +174,8 @@ class ChibiAdapter:
                         model=None,
                         spec=spec.to_json(),
                         run_s=time.perf_counter() - started,
+                        face_count=faces[0],
+                        face_used=faces[1],
                     )
                 )
             except Exception as exc:
@@ -158,22 +215,30 @@ def solid_png(size: int, rgb: tuple[int, int, int] = (255, 214, 224)) -> bytes:
 
 class SyntheticEngine:
     """A stand-in for a GPU: each batch costs ``per_batch_s + per_item_s * len(batch)`` of waiting (not
-    CPU), reported as ``steps`` progress steps. Used by the benchmark and by tests."""
+    CPU), reported as ``steps`` progress steps. Used by the benchmark and by tests. ``cancel()`` stops the
+    running call at once (like the diffusion engine between denoising steps): its requests come back as
+    ``RuntimeError("cancelled")``."""
 
     def __init__(self, per_batch_s: float = 0.05, per_item_s: float = 0.01, steps: int = 4) -> None:
         if per_batch_s < 0 or per_item_s < 0:
             raise ValueError("costs must not be negative")
-        self.per_batch_s = per_batch_s
-        self.per_item_s = per_item_s
-        self.steps = max(1, steps)
+        self.per_batch_s = float(per_batch_s)
+        self.per_item_s = float(per_item_s)
+        self.steps = max(1, int(steps))
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
 
     def run_batch(
         self, requests: Sequence[GenerationRequest], progress: ProgressFn
     ) -> list[GenerationResult | BaseException]:
+        self._cancel.clear()
         started = time.perf_counter()
         total = self.per_batch_s + self.per_item_s * len(requests)
         for step in range(1, self.steps + 1):
-            time.sleep(total / self.steps)
+            if self._cancel.wait(total / self.steps):
+                return [RuntimeError("cancelled") for _ in requests]
             for index in range(len(requests)):
                 progress(index, step, self.steps)
         run_s = time.perf_counter() - started

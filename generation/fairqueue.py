@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
 __all__ = ["FairQueue", "QueuedJob"]
@@ -71,11 +71,13 @@ class FairQueue(Generic[J]):
         self._rotation.clear()
         self._positions = None
 
-    def peek(self) -> J | None:
-        """The job the next batch starts with."""
+    def peek(self, accept: Callable[[J], bool] | None = None) -> J | None:
+        """The job the next batch starts with: the head job of the first user in the rotation, or, with
+        ``accept``, the first such head job it accepts (e.g. one whose engine has a free worker; users
+        whose head job waits for another engine do not hold up everyone else)."""
         for user in self._rotation:
             queue = self._queues.get(user)
-            if queue:
+            if queue and (accept is None or accept(queue[0])):
                 return queue[0]
         return None
 

@@ -7,6 +7,7 @@ here imports an engine, torch, discord or storage.
 The worker protocol is five messages, one batch in flight at a time::
 
     service -> worker   RunBatch(batch_id, items=((job_id, GenerationRequest), ...))   |  Shutdown()
+                        CancelJobs(job_ids)                                             (any time)
     worker  -> service  WorkerReady(pid, engines)                                       (once, after loading)
                         ItemsStarted(batch_id, job_ids)                                 (before each engine call)
                         BatchProgress(batch_id, job_id, step, total_steps)              (any number)
@@ -15,7 +16,10 @@ The worker protocol is five messages, one batch in flight at a time::
 A worker that dies shows up as end-of-file on its connection; a worker that hangs is caught by the
 service's deadline, and the last ``ItemsStarted`` names the jobs that were in the engine then (one job for
 an engine that draws one request at a time). Errors travel as short strings, never as pickled exception
-objects.
+objects. ``CancelJobs`` reaches the worker while it draws: a job not started yet is skipped, and an engine
+call whose jobs are all cancelled is stopped between steps (``engine.cancel()``, e.g. the diffusion engine).
+
+:class:`WorkerInfo` is what a worker says about itself (the local one, or a remote ``chibify worker``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = [
     "BatchDone",
     "BatchProgress",
     "BatchUpdate",
+    "CancelJobs",
     "Delivery",
     "EngineSpec",
     "EventKind",
@@ -39,6 +44,7 @@ __all__ = [
     "ProgressEvent",
     "RunBatch",
     "Shutdown",
+    "WorkerInfo",
     "WorkerMessage",
     "WorkerReady",
 ]
@@ -194,6 +200,9 @@ class GenerationResult:
     run_s: float
     job_id: int = 0
     stored: Any = None
+    # A selfie: how many faces the photo showed and which one (1 = leftmost) was drawn; 0 otherwise.
+    face_count: int = 0
+    face_used: int = 0
 
     def to_store(self, request: GenerationRequest) -> dict[str, Any]:
         """The plain dict handed to ``JobStore.complete``."""
@@ -258,10 +267,19 @@ class Shutdown:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelJobs:
+    """Stop these jobs: skip them if not started, stop the engine between steps if all of its current
+    call's jobs are cancelled. Their outcomes come back with ``cancelled=True``."""
+
+    job_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerReady:
     pid: int
     engines: tuple[str, ...]
     error: str | None = None
+    models: tuple[tuple[str, str], ...] = ()  # (engine, model) of engines that name their model
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +305,7 @@ class ItemOutcome:
     job_id: int
     result: GenerationResult | None = None
     error: str | None = None
+    cancelled: bool = False  # stopped by a CancelJobs before or while it was drawn
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,3 +318,54 @@ class BatchDone:
 #: What the service hears about a running batch before its :class:`BatchDone`.
 BatchUpdate = ItemsStarted | BatchProgress
 WorkerMessage = WorkerReady | ItemsStarted | BatchProgress | BatchDone
+
+
+WorkerState = Literal["idle", "busy", "starting", "stopping"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A live worker as ``chibify workers`` and ``/queue`` list it (plain values; ``last_seen`` is a Unix
+    time)."""
+
+    worker_id: str
+    host: str
+    pid: int | None
+    engines: tuple[str, ...]
+    models: tuple[tuple[str, str], ...] = ()  # (engine, model) for engines that name their model
+    state: WorkerState = "idle"
+    jobs_served: int = 0
+    last_seen: float = 0.0
+    max_batch: int = 1
+    started_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.worker_id,
+            "host": self.host,
+            "pid": self.pid,
+            "engines": list(self.engines),
+            "models": {engine: model for engine, model in self.models},
+            "state": self.state,
+            "jobs_served": self.jobs_served,
+            "last_seen": self.last_seen,
+            "max_batch": self.max_batch,
+            "started_at": self.started_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorkerInfo:
+        state = str(data.get("state") or "idle")
+        models = data.get("models") or {}
+        return cls(
+            worker_id=str(data["id"]),
+            host=str(data.get("host") or "?"),
+            pid=int(data["pid"]) if data.get("pid") is not None else None,
+            engines=tuple(str(e) for e in data.get("engines") or ()),
+            models=tuple(sorted((str(k), str(v)) for k, v in dict(models).items())),
+            state=state if state in ("idle", "busy", "starting", "stopping") else "busy",  # type: ignore[arg-type]
+            jobs_served=int(data.get("jobs_served") or 0),
+            last_seen=float(data.get("last_seen") or 0.0),
+            max_batch=int(data.get("max_batch") or 1),
+            started_at=float(data.get("started_at") or 0.0),
+        )

@@ -1,4 +1,4 @@
-"""GenerationService: the asyncio queue in the bot's event loop that keeps one worker process busy.
+"""GenerationService: the asyncio queue in the bot's event loop that keeps the workers busy, fairly.
 
 * Durable: every job is written to the job store before it is queued; every transition is recorded there;
   on :meth:`GenerationService.start` unfinished jobs are queued again (or failed with a deliverable reason).
@@ -8,15 +8,13 @@
   again in ~N s"): all its jobs are admitted, or none is written.
 * Batched: compatible requests (same :meth:`GenerationRequest.batch_key`) from the head of the rotation go
   together, up to ``max_batch``; a lone request waits at most ``batch_window_s`` for company.
-* Supervised: a dead worker is replaced and its batch retried once (each job alone, so one poison request
-  cannot take its neighbours down twice); a batch past ``job_timeout_s`` kills the worker, fails the job
-  that hung ("took too long") and re-runs its batch-mates at once, each alone.
-* Honest: a handle is resolved only with what the job store recorded. A store call that fails is retried
-  (``complete`` a few times, then the job is failed; ``fail`` and ``cancel`` until they succeed or the
-  service stops, when the handle gets :class:`ServiceStopped` and the job runs again after the restart).
-
-The worker is reached through the small :class:`WorkerClient` protocol (start / run_batch / kill / stop),
-implemented for a local spawned process by :class:`generation.worker.ProcessWorker`.
+* Supervised: batches run in a :class:`~generation.pool.WorkerPool`. The local pool (the default) is one
+  engine process (:mod:`generation.supervisor`): a dead worker is replaced and its batch retried once (each
+  job alone, so one poison request cannot take its neighbours down twice); a batch past ``job_timeout_s``
+  kills the worker, fails the job that hung ("took too long") and re-runs its batch-mates at once, each
+  alone. The broker pool (:mod:`generation.broker.pool`) reaches ``chibify worker`` processes on any
+  machines through NATS JetStream; they apply the same rules with JetStream's redelivery.
+* Honest: a handle is resolved only with what the job store recorded (:mod:`generation.bookkeeping`).
 
 This module never imports storage/ or bot/: the job store is anything that satisfies :class:`JobStore`.
 """
@@ -30,27 +28,40 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from generation.bookkeeping import (
+    GONE,
+    STORE_TRIES,
+    Bookkeeper,
+    JobStore,
+    StoredJob,
+    clean_text,
+    delivery_of,
+    recorded_status,
+)
 from generation.engines import engine_spec
 from generation.eta import Estimator
 from generation.fairqueue import FairQueue
 from generation.jobs import (
-    BatchDone,
     BatchUpdate,
     Delivery,
     EngineSpec,
     GenerationRequest,
     GenerationResult,
+    ItemOutcome,
     ItemsStarted,
     ProgressEvent,
     RunBatch,
+    WorkerInfo,
 )
 from generation.metrics import ServiceMetrics
-from generation.worker import ProcessWorker, WorkerCrashed, describe_error
+from generation.pool import LocalPool, PoolLimits, WorkerPool
+from generation.supervisor import BatchReport, WorkerClient, WorkerFactory
+from generation.worker import describe_error
 
 __all__ = [
     "GenerationError",
@@ -63,6 +74,8 @@ __all__ = [
     "ServiceStopped",
     "StoredJob",
     "WorkerClient",
+    "WorkerFactory",
+    "WorkerPool",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,11 +83,15 @@ log = logging.getLogger(__name__)
 TOOK_TOO_LONG = "took too long"
 SAVE_FAILED = "the result could not be saved"
 STAYS_QUEUED = "the generator stopped; your request stays queued and runs when it is back"
-#: ``complete``, ``mark_running`` and ``requeue`` are tried this often before the job is failed.
-STORE_TRIES = 3
-#: First pause between store retries (doubling, at most :data:`STORE_BACKOFF_MAX_S`).
-STORE_BACKOFF_S = 0.05
-STORE_BACKOFF_MAX_S = 5.0
+CRASHED = "the generator crashed while drawing it"
+
+
+UNSERVED = "no worker serves"
+
+
+def unserved_message(engine: str) -> str:
+    """What a waiting user is told while no live worker serves the engine of their job."""
+    return f"{UNSERVED} {engine!r} yet"
 
 
 # --- errors -------------------------------------------------------------------------------------------------
@@ -112,100 +129,6 @@ class JobCancelled(GenerationError):
         self.job_id = job_id
 
 
-# --- the seams: job store and worker -------------------------------------------------------------------------
-
-
-class StoredJob(Protocol):
-    """An unfinished job as the store hands it back on start-up (plain values)."""
-
-    @property
-    def job_id(self) -> int: ...
-    @property
-    def request(self) -> dict[str, Any]: ...
-    @property
-    def user_key(self) -> str: ...
-    @property
-    def status(self) -> str: ...  # "queued" or "running"
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def created_at(self) -> datetime: ...  # timezone-aware
-    @property
-    def deliver(self) -> dict[str, Any] | None: ...  # Delivery.to_json() as it was created
-
-
-class JobStore(Protocol):
-    """Where jobs live. ``storage.jobstore.SqlJobStore`` implements it on the jobs table.
-
-    Every method is one transaction. ``create_many`` writes all the jobs of one request (items are
-    ``(request_json, user_key, kind)``, one ``deliver`` for them all) or none, and returns their ids in
-    order. ``complete`` stores the avatar and marks the job done together and is idempotent (one job makes
-    at most one avatar, however often it is called).
-
-    A transition the store refuses because the job is no longer in a state for it (e.g. ``complete`` of a
-    job cancelled meanwhile) raises an exception with a ``current`` attribute naming the status the store
-    has (``storage.errors.InvalidTransition`` does); a job that no longer exists raises a ``LookupError``
-    (``storage.errors.NotFound``). The service takes both as what the store recorded and does not retry
-    them; any other exception is taken as a fault that may pass, and retried.
-    """
-
-    async def create_many(
-        self, items: Sequence[tuple[dict[str, Any], str, str]], deliver: dict[str, Any] | None
-    ) -> list[int]: ...
-    async def mark_running(self, job_id: int) -> None: ...
-    async def complete(self, job_id: int, result: dict[str, Any]) -> Any: ...
-    async def fail(self, job_id: int, error: str) -> None: ...
-    async def cancel(self, job_id: int) -> None: ...
-    async def requeue(self, job_id: int) -> None: ...
-    async def unfinished(self) -> Sequence[StoredJob]: ...
-
-
-class WorkerClient(Protocol):
-    """The queue <-> worker boundary. Raise :class:`~generation.worker.WorkerCrashed` when the worker is
-    gone; the service enforces deadlines itself and calls ``kill`` on a worker it gives up on."""
-
-    @property
-    def pid(self) -> int | None: ...
-    async def start(self) -> Any: ...
-    async def run_batch(self, batch: RunBatch, on_progress: Callable[[BatchUpdate], None]) -> BatchDone: ...
-    async def kill(self) -> None: ...
-    async def stop(self, timeout_s: float = 5.0) -> None: ...
-
-
-WorkerFactory = Callable[[tuple[EngineSpec, ...]], WorkerClient]
-
-
-GONE = "gone"
-
-
-def _recorded_status(exc: BaseException) -> str | None:
-    """What a store error says the store has: the job's status when it refused a transition (the error's
-    ``current``), :data:`GONE` when the job no longer exists (a ``LookupError``), None for a fault that may
-    pass."""
-    current = getattr(exc, "current", None)
-    if isinstance(current, str):
-        return current
-    if isinstance(exc, LookupError):
-        return GONE
-    return None
-
-
-def _clean_text(text: str) -> str:
-    """An error text any database takes: no NUL, no lone surrogates (from undecodable bytes)."""
-    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-
-
-def _delivery_of(row: StoredJob) -> Delivery | None:
-    """The stored delivery target of a recovered job; None (with a warning) if it cannot be read."""
-    if row.deliver is None:
-        return None
-    try:
-        return Delivery.from_json(row.deliver)
-    except (AttributeError, TypeError, ValueError) as exc:
-        log.warning("job %d: its delivery target could not be read: %s", row.job_id, describe_error(exc))
-        return None
-
-
 # --- jobs and handles ----------------------------------------------------------------------------------------
 
 
@@ -223,6 +146,7 @@ class _Job:
     cancel_requested: bool = False
     started_at: float | None = None
     last_position: int | None = None
+    told_unserved: bool = False
 
     @property
     def user_key(self) -> str:
@@ -232,17 +156,25 @@ class _Job:
         return self.request.batch_key()
 
 
+class HandleOwner(Protocol):
+    """What a :class:`JobHandle` asks of the service that made it (the service's public surface)."""
+
+    def position_of(self, job_id: int) -> int | None: ...
+    def eta_of(self, job_id: int) -> float | None: ...
+    async def cancel(self, job_id: int) -> bool: ...
+
+
 class JobHandle:
     """What :meth:`GenerationService.submit` returns: await the result, follow progress, cancel."""
 
     def __init__(
         self,
-        service: GenerationService,
+        owner: HandleOwner,
         job_id: int,
         request: GenerationRequest,
         deliver: Delivery | None,
     ) -> None:
-        self._service = service
+        self._owner = owner
         self.job_id = job_id
         self.request = request
         self.deliver = deliver
@@ -280,25 +212,26 @@ class JobHandle:
 
     def position(self) -> int | None:
         """How many jobs run before this one (0 while it runs); None once finished."""
-        return self._service._position_of(self.job_id)
+        return self._owner.position_of(self.job_id)
 
     def eta_s(self) -> float | None:
         """Estimated seconds until the result; None once finished."""
-        return self._service._eta_of(self.job_id)
+        return self._owner.eta_of(self.job_id)
 
     async def cancel(self) -> bool:
-        """Cancel the job. A queued job is dropped; a running one is thrown away when it finishes.
-        Returns False if it had already finished."""
-        return await self._service._cancel(self.job_id)
+        """Cancel the job. A queued job is dropped; a running one is stopped in the engine between steps
+        (or thrown away when it finishes, for an engine that cannot stop). Returns False if it had already
+        finished."""
+        return await self._owner.cancel(self.job_id)
 
-    # internal
-    def _emit(self, event: ProgressEvent) -> None:
+    # for the service
+    def emit(self, event: ProgressEvent) -> None:
         if self._history and self._history[-1].final:
             return
         self._history.append(event)
         self._changed.set()
 
-    def _resolve(self, result: GenerationResult | None = None, error: BaseException | None = None) -> None:
+    def resolve(self, result: GenerationResult | None = None, error: BaseException | None = None) -> None:
         if self._future.done():
             return
         if error is not None:
@@ -307,6 +240,37 @@ class JobHandle:
             assert result is not None
             self._future.set_result(result)
         self._changed.set()
+
+
+class _Listener:
+    """The service's ear on one batch (see :class:`generation.pool.BatchListener`)."""
+
+    def __init__(self, service: GenerationService, jobs: dict[int, _Job]) -> None:
+        self._service = service
+        self._jobs = jobs
+        self.in_engine: tuple[int, ...] | None = None
+        self._finishing: asyncio.Lock = asyncio.Lock()
+
+    def update(self, message: BatchUpdate) -> None:
+        if isinstance(message, ItemsStarted):
+            self.in_engine = message.job_ids
+            return
+        job = self._jobs.get(message.job_id)
+        if job is not None:
+            job.handle.emit(
+                ProgressEvent(job.job_id, "step", step=message.step, total_steps=message.total_steps)
+            )
+
+    def outcome(self, outcome: ItemOutcome, run_s: float) -> Awaitable[None]:
+        return asyncio.ensure_future(self._finish(outcome, run_s))
+
+    async def _finish(self, outcome: ItemOutcome, run_s: float) -> None:
+        job = self._jobs.get(outcome.job_id)
+        if job is None or job.state in ("finishing", "finished"):
+            await self._service.orphan(outcome, run_s)
+            return
+        async with self._finishing:  # one at a time per batch, like a batch finished together
+            await self._service._finish_outcome(job, outcome, run_s)
 
 
 # --- the service ----------------------------------------------------------------------------------------------
@@ -326,6 +290,7 @@ class GenerationService:
         max_attempts: int = 2,
         stale_after_s: float = 3600.0,
         worker_factory: WorkerFactory | None = None,
+        pool: WorkerPool | None = None,
         metrics: ServiceMetrics | None = None,
         worker_start_timeout_s: float = 120.0,
     ) -> None:
@@ -340,9 +305,15 @@ class GenerationService:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._store = job_store
-        self._engine_specs = tuple(engine_spec(e) for e in engines)
-        if not self._engine_specs:
+        if not engines:
             raise ValueError("configure at least one engine")
+        # The local worker builds its engines from specs; with a pool, workers elsewhere serve engines by
+        # name (each worker says which), so plain names are enough.
+        self._engine_specs = tuple(
+            engine_spec(e) if pool is None or isinstance(e, EngineSpec) else EngineSpec(name=e, target="")
+            for e in engines
+        )
+        #: The engines jobs may ask for: built by the local worker, or served by remote workers.
         self.engine_names = frozenset(s.name for s in self._engine_specs)
         self.max_batch = max_batch
         self.batch_window_s = batch_window_s
@@ -352,24 +323,29 @@ class GenerationService:
         self.max_attempts = max_attempts
         self.stale_after_s = stale_after_s
         self.metrics = metrics if metrics is not None else ServiceMetrics()
-        self._worker_factory: WorkerFactory = worker_factory or (
-            lambda specs: ProcessWorker(specs, start_timeout_s=worker_start_timeout_s)
+        self._pool: WorkerPool = pool or LocalPool(
+            self._engine_specs,
+            worker_factory=worker_factory,
+            start_timeout_s=worker_start_timeout_s,
+            on_replace=self.metrics.worker_restarts.inc,
         )
 
-        self._worker: WorkerClient | None = None
-        self._queue: FairQueue[_Job] = FairQueue()  # jobs waiting for the worker
+        self._queue: FairQueue[_Job] = FairQueue()  # jobs waiting for a worker
         self._jobs: dict[int, _Job] = {}  # every job not finished yet (pending or running)
         self._unfinished_by_user: dict[str, int] = {}
         self._reserved: dict[str, int] = {}  # submits between the cap check and the queue
-        self._running: list[_Job] = []
+        self._running: dict[int, _Job] = {}  # jobs in a batch that a worker has or will have
+        self._batches_in_flight = 0
         self._batch_started: float | None = None
         self._batch_ids = itertools.count(1)
         self._wake = asyncio.Event()
         self._stop_event = asyncio.Event()
+        self._book = Bookkeeper(job_store, self._stop_event)
         self._accepting = False
         self._started = False
         self._stopped = False
         self._dispatcher: asyncio.Task[None] | None = None
+        self._batch_tasks: set[asyncio.Task[None]] = set()
         self._finishers: set[asyncio.Task[None]] = set()
         self._estimate = Estimator()  # seconds per batch and per item, for ETAs and "try again in ~N s"
 
@@ -377,14 +353,23 @@ class GenerationService:
 
     @property
     def worker_pid(self) -> int | None:
-        return self._worker.pid if self._worker is not None else None
+        """The local engine process's pid (None with remote workers)."""
+        return getattr(self._pool, "pid", None)
+
+    @property
+    def pool(self) -> WorkerPool:
+        return self._pool
 
     @property
     def running(self) -> bool:
         return self._accepting
 
+    def workers(self) -> list[WorkerInfo]:
+        """The live workers: the local one, or every ``chibify worker`` connected to the broker."""
+        return self._pool.workers()
+
     async def start(self, *, recover: bool = True) -> list[JobHandle]:
-        """Start the worker and recover unfinished jobs from the store.
+        """Start the pool (the local worker, or the broker connection) and recover unfinished jobs.
 
         Returns a handle for every recovered job, including those failed because they were too old (their
         ``result()`` raises :class:`JobFailed` with a reason to deliver); ``handle.deliver`` says where.
@@ -394,26 +379,33 @@ class GenerationService:
         if self._started:
             raise RuntimeError("the service was already started")
         self._started = True
-        self._worker = await self._new_worker()
+        self._pool.attach(
+            self,
+            PoolLimits(
+                job_timeout_s=self.job_timeout_s, max_attempts=self.max_attempts, max_batch=self.max_batch
+            ),
+        )
+        await self._pool.start()
         try:
             handles = await self._recover() if recover else []
         except BaseException:
-            await self._worker.kill()
+            await self._pool.stop(1.0)
             raise
         self._accepting = True
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="generation-dispatcher")
         self._wake.set()
         log.info(
-            "generation service started: engines=%s max_batch=%d window=%.3fs recovered=%d",
+            "generation service started: engines=%s max_batch=%d window=%.3fs recovered=%d pool=%s",
             ",".join(sorted(self.engine_names)),
             self.max_batch,
             self.batch_window_s,
             len(handles),
+            type(self._pool).__name__,
         )
         return handles
 
     async def stop(self, drain_timeout: float = 30.0) -> None:
-        """Stop intake, let the running batch finish within ``drain_timeout`` seconds, leave every other
+        """Stop intake, let the running batches finish within ``drain_timeout`` seconds, leave every other
         job queued in the store, and stop the worker. Waiting handles get :class:`ServiceStopped`."""
         if not self._started or self._stopped:
             return
@@ -421,36 +413,42 @@ class GenerationService:
         self._accepting = False
         self._stop_event.set()
         self._wake.set()
+        waiting: set[asyncio.Task[None]] = set(self._batch_tasks)
         dispatcher = self._dispatcher
         if dispatcher is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(dispatcher), drain_timeout)
-            except TimeoutError:
-                log.warning("running batch did not finish within %.1f s; it stays queued", drain_timeout)
-                dispatcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await dispatcher
-            except Exception:
-                log.exception("dispatcher failed")
+            waiting.add(dispatcher)
+        if waiting:
+            _done, pending = await asyncio.wait(waiting, timeout=drain_timeout)
+            if pending:
+                log.warning("running batches did not finish within %.1f s; they stay queued", drain_timeout)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+            for task in _done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("dispatcher failed", exc_info=task.exception())
         if self._finishers:
             await asyncio.gather(*self._finishers, return_exceptions=True)
-        # The batch that did not finish in time goes back to "queued" so it runs after the restart.
-        interrupted = [job for job in self._running if job.state == "running"]
-        self._running = []
-        if interrupted and self._worker is not None:
-            await self._worker.kill()
-        for job in interrupted:
-            await self._store_call("requeue", job.job_id)
-            job.state = "pending"
+        # Batches that did not finish in time: with a local worker they go back to "queued" so they run
+        # after the restart; with a broker that keeps this process's results they stay "running" (the
+        # workers finish them, and the restart collects the results).
+        interrupted = [job for job in self._running.values() if job.state == "running"]
+        self._running.clear()
+        if interrupted and not self._pool.keeps_results:
+            kill = getattr(self._pool, "kill", None)
+            if kill is not None:
+                await kill()
+            for job in interrupted:
+                await self._book.quietly("requeue", job.job_id)
+                job.state = "pending"
         left = len(self._jobs)
         stopped = ServiceStopped(STAYS_QUEUED)
         for job in list(self._jobs.values()):
             self._forget(job)
-            job.handle._resolve(error=stopped)
+            job.handle.resolve(error=stopped)
         self._queue.clear()
         self._update_queue_gauge()
-        if self._worker is not None:
-            await self._worker.stop(5.0)
+        await self._pool.stop(5.0)
         log.info("generation service stopped (%d jobs left queued)", left)
 
     async def __aenter__(self) -> GenerationService:
@@ -459,6 +457,34 @@ class GenerationService:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    # --- hooks for the pool (generation.pool.PoolHooks) ----------------------------------------------------
+
+    def wake(self) -> None:
+        """Room for a batch may have appeared, or the engines served changed."""
+        self._wake.set()
+        self._tell_unserved()
+
+    async def orphan(self, outcome: ItemOutcome, run_s: float) -> None:
+        """A result for a job this service does not track (a late duplicate, a job of an earlier run of
+        this process): the store has the last word. ``complete`` is idempotent (no second avatar); a job
+        the store holds finished some other way refuses it."""
+        if outcome.cancelled:
+            return
+        try:
+            if outcome.result is not None:
+                request = GenerationRequest(user_key="user:0", spec=outcome.result.spec)
+                stored = await self._book.retrying(
+                    "complete", outcome.job_id, outcome.result.to_store(request)
+                )
+                log.info("job %d: a result for it was recorded (%s)", outcome.job_id, stored)
+            else:
+                await self._book.retrying("fail", outcome.job_id, clean_text(outcome.error or "it failed"))
+        except Exception as exc:
+            status = recorded_status(exc)
+            if status is None:
+                raise
+            log.info("job %d: a late outcome was discarded (the store has it %s)", outcome.job_id, status)
 
     # --- submit -----------------------------------------------------------------------------------------
 
@@ -480,9 +506,11 @@ class GenerationService:
 
         The caps are checked for all ``requests`` at once: the user's unfinished jobs plus these must stay
         within ``max_queued_per_user`` (and within ``user_limit``, e.g. a guild's per-member queue limit,
-        when given), and all unfinished jobs plus these within ``max_queued_total``. Past a cap it raises
-        :class:`QueueFull` at once and writes nothing. The admitted jobs are written to the store in one
-        call (all or none), then queued; the handles come back in the order of ``requests``.
+        when given), and all unfinished jobs plus these within ``max_queued_total``. With workers shared
+        by several processes (a broker), the unfinished jobs are counted in the store, so the caps hold
+        across processes. Past a cap it raises :class:`QueueFull` at once and writes nothing. The admitted
+        jobs are written to the store in one call (all or none), then queued; the handles come back in the
+        order of ``requests``.
 
         Raises :class:`ServiceStopped` when not running, ValueError for an engine that is not configured
         or for requests of different users.
@@ -501,11 +529,14 @@ class GenerationService:
                     f"engine {request.engine!r} is not available "
                     f"(configured: {', '.join(sorted(self.engine_names))})"
                 )
+        counted = await self._book.count_unfinished(user) if self._pool.shared else None
+        if not self._accepting:
+            raise ServiceStopped("the generator is not running right now; try again in a minute")
         # Check and reserve with no await in between: concurrent requests cannot overcommit.
-        self._admit(user, len(requests), user_limit)
+        self._admit(user, len(requests), user_limit, counted)
         self._reserved[user] = self._reserved.get(user, 0) + len(requests)
         try:
-            items = [(r.to_json(), user, r.kind) for r in requests]
+            items = [(self._stored_request(r), user, r.kind) for r in requests]
             job_ids = await self._store.create_many(items, deliver=deliver.to_json() if deliver else None)
             if len(job_ids) != len(requests):
                 raise RuntimeError(f"the job store made {len(job_ids)} jobs for {len(requests)} requests")
@@ -517,7 +548,7 @@ class GenerationService:
         if self._stop_event.is_set():
             # stop() began while the store wrote them: they stay queued there and run after the restart.
             for handle in handles:
-                handle._resolve(error=ServiceStopped(STAYS_QUEUED))
+                handle.resolve(error=ServiceStopped(STAYS_QUEUED))
             return handles
         now = time.monotonic()
         jobs = [_Job(h.job_id, h.request, deliver, h, submitted_at=now, enqueued_at=now) for h in handles]
@@ -526,18 +557,31 @@ class GenerationService:
             self._enqueue(job)
             self.metrics.submitted.labels(kind=job.request.kind).inc()
         for job in jobs:
-            position = self._position_of(job.job_id)
+            position = self.position_of(job.job_id)
             job.last_position = position
-            job.handle._emit(
-                ProgressEvent(job.job_id, "queued", position=position, eta_s=self._eta_of(job.job_id))
+            job.handle.emit(
+                ProgressEvent(job.job_id, "queued", position=position, eta_s=self.eta_of(job.job_id))
             )
+        self._tell_unserved()
         log.debug("jobs %s queued for %s", job_ids, user)
         return handles
 
-    def _admit(self, user: str, count: int, user_limit: int | None) -> None:
-        """Raise :class:`QueueFull` unless ``count`` more jobs of ``user`` fit under every cap."""
+    def _stored_request(self, request: GenerationRequest) -> dict[str, Any]:
+        data = request.to_json()
+        if self._pool.owner is not None:
+            data["owner"] = self._pool.owner  # which process collects its result (see _recover)
+        return data
+
+    def _admit(self, user: str, count: int, user_limit: int | None, counted: tuple[int, int] | None) -> None:
+        """Raise :class:`QueueFull` unless ``count`` more jobs of ``user`` fit under every cap. ``counted``
+        is (the user's, all) unfinished jobs in the store, when other processes share it."""
         limit = self.max_queued_per_user if user_limit is None else min(self.max_queued_per_user, user_limit)
-        mine = self._unfinished_by_user.get(user, 0) + self._reserved.get(user, 0)
+        mine = self._unfinished_by_user.get(user, 0)
+        total = len(self._jobs)
+        if counted is not None:
+            mine, total = max(mine, counted[0]), max(total, counted[1])
+        mine += self._reserved.get(user, 0)
+        total += sum(self._reserved.values())
         if mine + count > limit:
             self.metrics.rejected.labels(scope="user").inc()
             if count > limit:
@@ -555,7 +599,6 @@ class GenerationService:
                 retry_after_s=wait,
                 scope="user",
             )
-        total = len(self._jobs) + sum(self._reserved.values())
         if total + count > self.max_queued_total:
             wait = self._retry_after_total(total + count)
             self.metrics.rejected.labels(scope="global").inc()
@@ -570,6 +613,7 @@ class GenerationService:
         self._unfinished_by_user[job.user_key] = self._unfinished_by_user.get(job.user_key, 0) + 1
 
     def _forget(self, job: _Job) -> None:
+        self._running.pop(job.job_id, None)
         if self._jobs.pop(job.job_id, None) is None:
             return
         left = self._unfinished_by_user.get(job.user_key, 1) - 1
@@ -598,7 +642,8 @@ class GenerationService:
         self._update_queue_gauge()
         return batch
 
-    def _position_of(self, job_id: int) -> int | None:
+    def position_of(self, job_id: int) -> int | None:
+        """How many jobs run before this one (0 while it runs); None once finished or unknown."""
         job = self._jobs.get(job_id)
         if job is None:
             return None
@@ -606,7 +651,8 @@ class GenerationService:
             return 0
         return self._queue.positions().get(job_id)
 
-    def _eta_of(self, job_id: int) -> float | None:
+    def eta_of(self, job_id: int) -> float | None:
+        """Estimated seconds until the job's result; None once finished or unknown."""
         job = self._jobs.get(job_id)
         if job is None:
             return None
@@ -615,7 +661,7 @@ class GenerationService:
 
     def _retry_after_user(self, user: str, need: int = 1) -> int:
         """Seconds until ``need`` of the user's unfinished jobs are done."""
-        etas = [self._eta_of(j.job_id) for j in self._jobs.values() if j.user_key == user]
+        etas = [self.eta_of(j.job_id) for j in self._jobs.values() if j.user_key == user]
         return self._estimate.retry_after_user([e for e in etas if e is not None], need)
 
     def _retry_after_total(self, wanted: int) -> int:
@@ -630,17 +676,49 @@ class GenerationService:
             job = self._jobs.get(job_id)
             if job is not None and job.last_position != position:
                 job.last_position = position
-                job.handle._emit(
-                    ProgressEvent(job_id, "position", position=position, eta_s=self._eta_of(job_id))
+                job.handle.emit(
+                    ProgressEvent(job_id, "position", position=position, eta_s=self.eta_of(job_id))
+                )
+
+    def _tell_unserved(self) -> None:
+        """Tell each waiting job whose engine no live worker serves (once, until a worker serves it)."""
+        served: dict[str, bool] = {}
+        for job in list(self._jobs.values()):
+            if job.state != "pending":
+                continue
+            engine = job.request.engine
+            if engine not in served:
+                served[engine] = self._pool.serves(engine)
+            if served[engine]:
+                job.told_unserved = False
+            elif not job.told_unserved:
+                job.told_unserved = True
+                job.handle.emit(
+                    ProgressEvent(
+                        job.job_id,
+                        "position",
+                        position=self.position_of(job.job_id),
+                        message=unserved_message(engine),
+                    )
                 )
 
     # --- recovery ------------------------------------------------------------------------------------------
 
+    def _belongs_elsewhere(self, row: StoredJob) -> bool:
+        """A job tagged by another bot process sharing the store (it recovers its own)."""
+        owner = row.request.get("owner")
+        if not isinstance(owner, str) or owner == self._pool.owner or self._pool.owner is None:
+            return False
+        return not owner.startswith("console-")
+
     async def _recover(self) -> list[JobHandle]:
         rows = sorted(await self._store.unfinished(), key=lambda r: (r.created_at, r.job_id))
         handles: list[JobHandle] = []
+        adopted: list[_Job] = []
         now = datetime.now(UTC)
         for row in rows:
+            if self._belongs_elsewhere(row):
+                continue
             reason: str | None = None
             parsed: GenerationRequest | None = None
             try:
@@ -658,32 +736,48 @@ class GenerationService:
                 elif parsed.engine not in self.engine_names:
                     reason = f"the {parsed.engine} engine is no longer available"
             request = parsed or GenerationRequest(user_key=row.user_key or "unknown", spec={})
-            deliver = _delivery_of(row)
+            deliver = delivery_of(row)
             handle = JobHandle(self, row.job_id, request, deliver)
             handles.append(handle)
             if reason is not None:
-                reason = _clean_text(reason)
+                reason = clean_text(reason)
                 await self._store.fail(row.job_id, reason)
-                handle._emit(ProgressEvent(row.job_id, "failed", message=reason))
-                handle._resolve(error=JobFailed(row.job_id, reason))
+                handle.emit(ProgressEvent(row.job_id, "failed", message=reason))
+                handle.resolve(error=JobFailed(row.job_id, reason))
                 self.metrics.finished.labels(outcome="failed").inc()
                 log.info("job %d user=%s recovered as failed: %s", row.job_id, request.user_key, reason)
                 continue
-            if row.status == "running":
-                await self._store.requeue(row.job_id)
             now_m = time.monotonic()
             job = _Job(row.job_id, request, deliver, handle, submitted_at=now_m, enqueued_at=-math.inf)
+            if (
+                row.status == "running"
+                and row.request.get("owner") == self._pool.owner
+                and await self._pool.locate(row.job_id, request.engine)
+            ):
+                # A worker has it (or its result is waiting for us): collect it, do not send it again.
+                self._track(job)
+                job.state = "starting"
+                adopted.append(job)
+                log.info(
+                    "job %d user=%s is still with the workers; collecting it", row.job_id, request.user_key
+                )
+                continue
+            if row.status == "running":
+                await self._store.requeue(row.job_id)
             self._track(job)
             self._enqueue(job)
-            handle._emit(ProgressEvent(row.job_id, "queued", position=self._position_of(row.job_id)))
+            handle.emit(ProgressEvent(row.job_id, "queued", position=self.position_of(row.job_id)))
             log.info("job %d user=%s recovered and queued again", row.job_id, request.user_key)
+        if adopted:
+            self._spawn_batch(adopted, resend=False)
+        self._tell_unserved()
         return handles
 
     # --- dispatching ---------------------------------------------------------------------------------------
 
     async def _dispatch_loop(self) -> None:
         while not self._stop_event.is_set():
-            head = self._queue.peek()
+            head = self._queue.peek(lambda job: self._pool.room(job.request.engine))
             if head is None:
                 self._wake.clear()
                 await self._wake.wait()
@@ -697,32 +791,44 @@ class GenerationService:
                         await asyncio.wait_for(self._wake.wait(), remaining)
                     continue
             batch = self._take_batch(head)
-            try:
-                await self._run_batch(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("batch of jobs %s failed unexpectedly", [j.job_id for j in batch])
-                for job in batch:
-                    if job.state in ("starting", "running"):
-                        await self._finish_failed(job, "something went wrong in the generator")
+            if self._pool.serial:
+                await self._guarded_batch(batch)
+            else:
+                self._spawn_batch(batch)
 
-    async def _run_batch(self, batch: list[_Job]) -> None:
+    def _spawn_batch(self, batch: list[_Job], *, resend: bool = True) -> None:
+        task = asyncio.create_task(self._guarded_batch(batch, resend=resend), name="generation-batch")
+        self._batch_tasks.add(task)
+        task.add_done_callback(self._batch_tasks.discard)
+
+    async def _guarded_batch(self, batch: list[_Job], *, resend: bool = True) -> None:
+        try:
+            await self._run_batch(batch, resend=resend)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("batch of jobs %s failed unexpectedly", [j.job_id for j in batch])
+            for job in batch:
+                if job.state in ("starting", "running"):
+                    await self._finish_failed(job, "something went wrong in the generator")
+
+    async def _run_batch(self, batch: list[_Job], *, resend: bool = True) -> None:
         batch_id = next(self._batch_ids)
         runnable: list[_Job] = []
         for job in batch:
-            try:
-                await self._store_retrying("mark_running", job.job_id, done_when="running")
-            except Exception as exc:
-                # e.g. the user deleted their data or cancelled meanwhile: that job cannot run, the rest can.
-                log.warning("job %d could not start: %s", job.job_id, describe_error(exc))
-                job.state = "running"
-                recorded = _recorded_status(exc)
-                if recorded is not None:
-                    await self._settle_as_recorded(job, recorded, "it could not be started")
-                else:
-                    await self._finish_failed(job, "it could not be started")
-                continue
+            if resend:
+                try:
+                    await self._book.retrying("mark_running", job.job_id, done_when="running")
+                except Exception as exc:
+                    # e.g. the user deleted their data or cancelled meanwhile: that job cannot run, the rest can.
+                    log.warning("job %d could not start: %s", job.job_id, describe_error(exc))
+                    job.state = "running"
+                    recorded = recorded_status(exc)
+                    if recorded is not None:
+                        await self._settle_as_recorded(job, recorded, "it could not be started")
+                    else:
+                        await self._finish_failed(job, "it could not be started")
+                    continue
             job.state = "running"
             job.attempts += 1
             if job.cancel_requested:
@@ -737,71 +843,51 @@ class GenerationService:
                 job.started_at = now
                 self.metrics.wait_seconds.observe(now - job.submitted_at)
             eta = round(self._estimate.batch_s, 2)
-            job.handle._emit(ProgressEvent(job.job_id, "started", position=0, eta_s=eta))
-        self._running = runnable
+            job.handle.emit(ProgressEvent(job.job_id, "started", position=0, eta_s=eta))
+            self._running[job.job_id] = job
         self._batch_started = now
+        self._batches_in_flight += 1
         self._announce_positions()
         self.metrics.batch_size.observe(len(runnable))
-        self.metrics.running.set(len(runnable))
+        self.metrics.running.set(len(self._running))
         by_id = {job.job_id: job for job in runnable}
-        in_engine: list[tuple[int, ...]] = []  # the jobs of the engine call the worker is in now
-
-        def on_update(message: BatchUpdate) -> None:
-            if isinstance(message, ItemsStarted):
-                in_engine[:] = [message.job_ids]
-                return
-            job = by_id.get(message.job_id)
-            if job is not None:
-                job.handle._emit(
-                    ProgressEvent(job.job_id, "step", step=message.step, total_steps=message.total_steps)
-                )
-
-        worker = self._worker
-        assert worker is not None
+        listener = _Listener(self, by_id)
         items = tuple((job.job_id, job.request) for job in runnable)
         try:
-            done = await asyncio.wait_for(
-                worker.run_batch(RunBatch(batch_id, items), on_update), self.job_timeout_s
-            )
-        except TimeoutError:
-            self.metrics.failures.labels(reason="timeout").inc()
-            log.warning(
-                "batch %d (%d jobs) passed %.1f s; replacing the worker",
-                batch_id,
-                len(runnable),
-                self.job_timeout_s,
-            )
-            await worker.kill()
-            await self._after_timeout(runnable, in_engine[0] if in_engine else None)
-            await self._replace_worker()
-            return
-        except WorkerCrashed as exc:
-            self.metrics.failures.labels(reason="worker_crash").inc()
-            log.warning("worker crashed during batch %d (%d jobs): %s", batch_id, len(runnable), exc)
-            await worker.kill()
-            await self._after_crash(runnable)
-            await self._replace_worker()
-            return
+            report = await self._pool.run_batch(RunBatch(batch_id, items), listener, resend=resend)
         finally:
-            self.metrics.running.set(0)
-            self._batch_started = None
-        self._running = []
-        self._estimate.learn(done.run_s, len(runnable))
-        self.metrics.run_seconds.observe(done.run_s)
-        task = asyncio.create_task(self._finish_batch(by_id, done), name=f"finish-batch-{batch_id}")
-        self._finishers.add(task)
-        task.add_done_callback(self._finishers.discard)
+            self._batches_in_flight -= 1
+            if not self._batches_in_flight:
+                self._batch_started = None
+            self.metrics.running.set(len(self._running))
+        if report.timed_out:
+            self.metrics.failures.labels(reason="timeout").inc()
+            await self._after_timeout(runnable, report.hung)
+            return
+        if report.crashed is not None:
+            self.metrics.failures.labels(reason="worker_crash").inc()
+            await self._after_crash(runnable)
+            return
+        if report.outcomes:
+            self._estimate.learn(report.run_s, len(runnable))
+            self.metrics.run_seconds.observe(report.run_s)
+            task = asyncio.create_task(self._finish_batch(by_id, report), name=f"finish-batch-{batch_id}")
+            self._finishers.add(task)
+            task.add_done_callback(self._finishers.discard)
 
     async def _after_timeout(self, batch: list[_Job], hung_call: tuple[int, ...] | None) -> None:
         """The batch passed its deadline. The jobs of the engine call that hung are the suspects (all of
         the batch if the worker did not say): one suspect alone hung, and fails; several (an engine that
         draws a batch in one call) are each run again alone, once. Everyone else of the batch was drawn or
         not reached yet: they run again at once, each alone, ahead of everyone else."""
-        self._running = []
+        for job in batch:
+            self._running.pop(job.job_id, None)
         suspects = [job for job in batch if hung_call is None or job.job_id in hung_call] or batch
         too_long = f"{TOOK_TOO_LONG} (over {self.job_timeout_s:g} s)"
         retry: list[_Job] = []
         for job in batch:
+            if job.state in ("finishing", "finished"):
+                continue
             if job.cancel_requested:
                 await self._finish_cancelled(job)
             elif len(suspects) == 1 and job is suspects[0]:
@@ -812,13 +898,16 @@ class GenerationService:
         await self._retry_alone(retry)
 
     async def _after_crash(self, batch: list[_Job]) -> None:
-        self._running = []
+        for job in batch:
+            self._running.pop(job.job_id, None)
         retry: list[_Job] = []
         for job in batch:
+            if job.state in ("finishing", "finished"):
+                continue
             if job.cancel_requested:
                 await self._finish_cancelled(job)
             elif job.attempts >= self.max_attempts:
-                await self._finish_failed(job, "the generator crashed while drawing it")
+                await self._finish_failed(job, CRASHED)
             else:
                 retry.append(job)
         await self._retry_alone(retry)
@@ -828,10 +917,10 @@ class GenerationService:
         twice."""
         for job in reversed(retry):
             try:
-                await self._store_retrying("requeue", job.job_id, done_when="queued")
+                await self._book.retrying("requeue", job.job_id, done_when="queued")
             except Exception as exc:
                 log.warning("job %d could not be requeued: %s", job.job_id, describe_error(exc))
-                recorded = _recorded_status(exc)
+                recorded = recorded_status(exc)
                 if recorded is not None:
                     await self._settle_as_recorded(job, recorded, "it could not be retried")
                 else:
@@ -840,55 +929,40 @@ class GenerationService:
             job.isolate = True
             job.enqueued_at = -math.inf
             self._enqueue(job, front=True)
-            job.handle._emit(ProgressEvent(job.job_id, "queued", position=0, message="retrying"))
+            job.handle.emit(ProgressEvent(job.job_id, "queued", position=0, message="retrying"))
         if retry:
             log.info("retrying jobs %s one by one", [j.job_id for j in retry])
 
-    async def _new_worker(self) -> WorkerClient:
-        worker = self._worker_factory(self._engine_specs)
-        await worker.start()
-        return worker
-
-    async def _replace_worker(self) -> None:
-        self.metrics.worker_restarts.inc()
-        delay = 0.5
-        while not self._stop_event.is_set():
-            try:
-                self._worker = await self._new_worker()
-                return
-            except Exception as exc:
-                log.error(
-                    "could not start a new worker: %s; trying again in %.1f s", describe_error(exc), delay
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_event.wait(), delay)
-            delay = min(delay * 2, 30.0)
-
     # --- finishing: the handle learns only what the store recorded -------------------------------------------
 
-    async def _finish_batch(self, by_id: dict[int, _Job], done: BatchDone) -> None:
-        for outcome in done.outcomes:
+    async def _finish_batch(self, by_id: dict[int, _Job], report: BatchReport) -> None:
+        for outcome in report.outcomes:
             job = by_id.get(outcome.job_id)
             if job is None or job.state in ("finishing", "finished"):
                 continue
-            try:
-                if job.cancel_requested:
-                    await self._finish_cancelled(job)
-                elif outcome.result is not None:
-                    await self._finish_done(job, outcome.result, done.run_s)
-                else:
-                    await self._finish_failed(job, outcome.error or "the engine gave no picture", done.run_s)
-            except Exception:
-                log.exception("could not finish job %d", job.job_id)
-                if job.state != "finished":
-                    await self._finish_failed(job, "something went wrong in the generator", done.run_s)
+            await self._finish_outcome(job, outcome, report.run_s)
+
+    async def _finish_outcome(self, job: _Job, outcome: ItemOutcome, run_s: float) -> None:
+        if job.state in ("finishing", "finished"):
+            return
+        try:
+            if job.cancel_requested or outcome.cancelled:
+                await self._finish_cancelled(job)
+            elif outcome.result is not None:
+                await self._finish_done(job, outcome.result, run_s)
+            else:
+                await self._finish_failed(job, outcome.error or "the engine gave no picture", run_s)
+        except Exception:
+            log.exception("could not finish job %d", job.job_id)
+            if job.state != "finished":
+                await self._finish_failed(job, "something went wrong in the generator", run_s)
 
     async def _finish_done(self, job: _Job, result: GenerationResult, run_s: float) -> None:
         job.state = "finishing"
         try:
-            stored = await self._store_retrying("complete", job.job_id, result.to_store(job.request))
+            stored = await self._book.retrying("complete", job.job_id, result.to_store(job.request))
         except Exception as exc:
-            recorded = _recorded_status(exc)
+            recorded = recorded_status(exc)
             if recorded is not None:
                 # e.g. cancelled or failed meanwhile: whatever the store has, it is not this picture
                 log.warning("job %d: the store kept it %s instead of done", job.job_id, recorded)
@@ -907,13 +981,13 @@ class GenerationService:
 
     async def _finish_failed(self, job: _Job, reason: str, run_s: float | None = None) -> None:
         job.state = "finishing"
-        reason = _clean_text(reason)
-        recorded = await self._store_until_recorded("fail", job.job_id, reason)
+        reason = clean_text(reason)
+        recorded = await self._book.until_recorded("fail", job.job_id, reason)
         await self._settle_as_recorded(job, recorded or "failed", reason, run_s)
 
     async def _finish_cancelled(self, job: _Job) -> None:
         job.state = "finishing"
-        recorded = await self._store_until_recorded("cancel", job.job_id)
+        recorded = await self._book.until_recorded("cancel", job.job_id)
         await self._settle_as_recorded(job, recorded or "cancelled", "")
 
     async def _settle_as_recorded(
@@ -944,84 +1018,23 @@ class GenerationService:
     ) -> None:
         job.state = "finished"
         self._forget(job)
+        self.metrics.running.set(len(self._running))
         if outcome == "stopped":
             self._log_outcome(job, "stopped", run_s, "the job store could not be reached")
-            job.handle._resolve(error=ServiceStopped(STAYS_QUEUED))
+            job.handle.resolve(error=ServiceStopped(STAYS_QUEUED))
             return
         self.metrics.finished.labels(outcome=outcome).inc()
         self._log_outcome(job, outcome, run_s, reason)
         if outcome == "done":
             assert result is not None
-            job.handle._emit(ProgressEvent(job.job_id, "done"))
-            job.handle._resolve(result)
+            job.handle.emit(ProgressEvent(job.job_id, "done"))
+            job.handle.resolve(result)
         elif outcome == "failed":
-            job.handle._emit(ProgressEvent(job.job_id, "failed", message=reason))
-            job.handle._resolve(error=JobFailed(job.job_id, reason))
+            job.handle.emit(ProgressEvent(job.job_id, "failed", message=reason))
+            job.handle.resolve(error=JobFailed(job.job_id, reason))
         else:
-            job.handle._emit(ProgressEvent(job.job_id, "cancelled"))
-            job.handle._resolve(error=JobCancelled(job.job_id))
-
-    async def _store_retrying(self, method: str, job_id: int, *args: Any, done_when: str = "") -> Any:
-        """Call the store up to :data:`STORE_TRIES` times; a refusal (see :class:`JobStore`) is raised at
-        once, except one that says the job already is ``done_when`` (an earlier try got through)."""
-        delay = STORE_BACKOFF_S
-        for attempt in range(1, STORE_TRIES + 1):
-            try:
-                return await getattr(self._store, method)(job_id, *args)
-            except Exception as exc:
-                recorded = _recorded_status(exc)
-                if recorded is not None and recorded == done_when:
-                    return None
-                if recorded is not None or attempt == STORE_TRIES:
-                    raise
-                log.warning(
-                    "job store %s(%d) failed (try %d of %d): %s",
-                    method,
-                    job_id,
-                    attempt,
-                    STORE_TRIES,
-                    describe_error(exc),
-                )
-            await asyncio.sleep(delay)  # a short, bounded backoff
-            delay = min(delay * 2, STORE_BACKOFF_MAX_S)
-        raise AssertionError("unreachable")
-
-    async def _store_until_recorded(self, method: str, job_id: int, *args: Any) -> str | None:
-        """Call the store until it records the change (None) or refuses it (the status it has, see
-        :class:`JobStore`); "stopped" if the service stops first."""
-        delay = STORE_BACKOFF_S
-        while True:
-            try:
-                await getattr(self._store, method)(job_id, *args)
-                return None
-            except Exception as exc:
-                recorded = _recorded_status(exc)
-                if recorded is not None:
-                    return recorded
-                if self._stop_event.is_set():
-                    log.error(
-                        "job store %s(%d) failed: %s; the service is stopping, so the job stays as it is",
-                        method,
-                        job_id,
-                        describe_error(exc),
-                    )
-                    return "stopped"
-                log.warning(
-                    "job store %s(%d) failed: %s; trying again in %.2f s",
-                    method,
-                    job_id,
-                    describe_error(exc),
-                    delay,
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_event.wait(), delay)
-            delay = min(delay * 2, STORE_BACKOFF_MAX_S)
-
-    async def _store_call(self, method: str, *args: Any) -> None:
-        try:
-            await getattr(self._store, method)(*args)
-        except Exception as exc:
-            log.error("job store %s%r failed: %s", method, args[:1], describe_error(exc))
+            job.handle.emit(ProgressEvent(job.job_id, "cancelled"))
+            job.handle.resolve(error=JobCancelled(job.job_id))
 
     def _log_outcome(self, job: _Job, outcome: str, run_s: float | None, reason: str = "") -> None:
         wait = (job.started_at - job.submitted_at) if job.started_at is not None else None
@@ -1038,7 +1051,11 @@ class GenerationService:
             f" reason={reason!r}" if reason else "",
         )
 
-    async def _cancel(self, job_id: int) -> bool:
+    async def cancel(self, job_id: int) -> bool:
+        """Cancel a job (what :meth:`JobHandle.cancel` calls). A queued job is dropped. A running one is
+        stopped in the engine between steps: with the local worker its batch returns it as cancelled;
+        with remote workers it is recorded cancelled at once and the worker told to stop. False if it had
+        already finished."""
         job = self._jobs.get(job_id)
         if job is None or job.state in ("finishing", "finished"):
             return False
@@ -1048,4 +1065,8 @@ class GenerationService:
             self._announce_positions()
             return True
         job.cancel_requested = True
+        if job.state == "running":
+            await self._pool.cancel([job_id])
+            if not self._pool.serial:
+                await self._finish_cancelled(job)
         return True

@@ -4,10 +4,11 @@
 engines once (this is the only place engine code, and later torch, is imported), says
 :class:`~generation.jobs.WorkerReady`, then runs one :class:`~generation.jobs.RunBatch` after another.
 
-:class:`ProcessWorker` is the service's side: it starts the process, sends batches and reads replies on a
-small reader thread (a blocking ``recv`` there, handed to the event loop with ``call_soon_threadsafe``), so
-the event loop never blocks on the pipe. Its public surface (``start``, ``run_batch``, ``kill``, ``stop``)
-is the whole boundary; a remote GPU worker can implement the same four calls over a socket.
+:class:`ProcessWorker` is the parent's side (the service's local pool, or a remote ``chibify worker``): it
+starts the process, sends batches and reads replies on a small reader thread (a blocking ``recv`` there,
+handed to the event loop with ``call_soon_threadsafe``), so the event loop never blocks on the pipe. Its
+public surface (``start``, ``run_batch``, ``cancel``, ``kill``, ``stop``) is the whole boundary;
+:class:`generation.supervisor.Supervisor` adds deadlines and replacement on top.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
@@ -31,6 +33,7 @@ from generation.jobs import (
     BatchDone,
     BatchProgress,
     BatchUpdate,
+    CancelJobs,
     EngineSpec,
     GenerationRequest,
     GenerationResult,
@@ -76,79 +79,153 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def _run_batch(engines: dict[str, Any], batch: RunBatch, conn: Connection) -> BatchDone:
-    started = time.perf_counter()
-    job_ids = [job_id for job_id, _ in batch.items]
-    requests = [request for _, request in batch.items]
-    outcomes: dict[int, ItemOutcome] = {}
+class _Child:
+    """The worker process's state: its engines, its connection, and the jobs cancelled meanwhile.
 
-    # The service sends compatible batches (one engine); group anyway so a mixed batch still works.
-    groups: dict[str, list[int]] = {}
-    for index, request in enumerate(requests):
-        groups.setdefault(request.engine, []).append(index)
+    The main thread runs batches; a reader thread receives messages, so a :class:`CancelJobs` arrives while
+    an engine draws. A job cancelled before its engine call is skipped; an engine call whose jobs are all
+    cancelled is stopped between steps through the engine's ``cancel()`` (if it has one), called at once
+    and again at each progress report (an engine may clear its flag when its call begins).
+    """
 
-    for engine_name, indices in groups.items():
-        engine = engines.get(engine_name)
-        if engine is None:
-            for i in indices:
-                outcomes[job_ids[i]] = ItemOutcome(job_ids[i], error=f"engine {engine_name!r} is not loaded")
-            continue
-        _run_group(engine, batch.batch_id, [(job_ids[i], requests[i]) for i in indices], conn, outcomes)
+    def __init__(self, engines: dict[str, Any], conn: Connection) -> None:
+        self.engines = engines
+        self.conn = conn
+        self.inbox: queue.Queue[RunBatch | Shutdown] = queue.Queue()
+        self._lock = threading.Lock()
+        self._cancelled: set[int] = set()
+        self._current: tuple[Any, tuple[int, ...]] | None = None  # engine, jobs of its running call
 
-    ordered = tuple(outcomes[job_id] for job_id in job_ids)
-    return BatchDone(batch.batch_id, ordered, run_s=time.perf_counter() - started)
+    # --- reader thread ---------------------------------------------------------------------------------
 
+    def read(self) -> None:
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                self.inbox.put(Shutdown())
+                return
+            if isinstance(message, CancelJobs):
+                self.cancel(message.job_ids)
+            elif isinstance(message, RunBatch | Shutdown):
+                self.inbox.put(message)
+                if isinstance(message, Shutdown):
+                    return
 
-def _run_group(
-    engine: Any,
-    batch_id: int,
-    items: list[tuple[int, GenerationRequest]],
-    conn: Connection,
-    outcomes: dict[int, ItemOutcome],
-) -> None:
-    """Run ``items`` on ``engine``: in one call, or one call per item for an engine that says it draws one
-    request at a time (``one_at_a_time = True``), so that a hang names its job. Each call is announced
-    with :class:`ItemsStarted` first."""
-    if getattr(engine, "one_at_a_time", False) and len(items) > 1:
-        for item in items:
-            _run_group(engine, batch_id, [item], conn, outcomes)
-        return
+    def cancel(self, job_ids: Sequence[int]) -> None:
+        with self._lock:
+            self._cancelled.update(job_ids)
+        self._stop_engine_if_all_cancelled()
 
-    def progress_for(ids: list[int]) -> Callable[[int, int, int], None]:
+    def _stop_engine_if_all_cancelled(self) -> None:
+        with self._lock:
+            current = self._current
+            stop = current is not None and all(j in self._cancelled for j in current[1])
+        if stop and current is not None:
+            halt = getattr(current[0], "cancel", None)
+            if callable(halt):
+                with contextlib.suppress(Exception):
+                    halt()
+
+    def is_cancelled(self, job_id: int) -> bool:
+        with self._lock:
+            return job_id in self._cancelled
+
+    # --- main thread -------------------------------------------------------------------------------------
+
+    def run_batch(self, batch: RunBatch) -> BatchDone:
+        started = time.perf_counter()
+        job_ids = [job_id for job_id, _ in batch.items]
+        requests = [request for _, request in batch.items]
+        outcomes: dict[int, ItemOutcome] = {}
+
+        # The service sends compatible batches (one engine); group anyway so a mixed batch still works.
+        groups: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(request.engine, []).append(index)
+
+        for engine_name, indices in groups.items():
+            engine = self.engines.get(engine_name)
+            if engine is None:
+                for i in indices:
+                    outcomes[job_ids[i]] = ItemOutcome(
+                        job_ids[i], error=f"engine {engine_name!r} is not loaded"
+                    )
+                continue
+            self._run_group(engine, batch.batch_id, [(job_ids[i], requests[i]) for i in indices], outcomes)
+
+        with self._lock:
+            self._cancelled.difference_update(job_ids)
+        ordered = tuple(outcomes[job_id] for job_id in job_ids)
+        return BatchDone(batch.batch_id, ordered, run_s=time.perf_counter() - started)
+
+    def _run_group(
+        self,
+        engine: Any,
+        batch_id: int,
+        items: list[tuple[int, GenerationRequest]],
+        outcomes: dict[int, ItemOutcome],
+    ) -> None:
+        """Run ``items`` on ``engine``: in one call, or one call per item for an engine that says it draws
+        one request at a time (``one_at_a_time = True``), so that a hang names its job. Each call is
+        announced with :class:`ItemsStarted` first; cancelled jobs are skipped."""
+        if getattr(engine, "one_at_a_time", False) and len(items) > 1:
+            for item in items:
+                self._run_group(engine, batch_id, [item], outcomes)
+            return
+        with self._lock:
+            live = [(j, r) for j, r in items if j not in self._cancelled]
+            skipped = [j for j, _ in items if j in self._cancelled]
+            self._current = (engine, tuple(j for j, _ in live)) if live else None
+        for job_id in skipped:
+            outcomes[job_id] = ItemOutcome(job_id, error="cancelled", cancelled=True)
+        if not live:
+            return
+        ids = [job_id for job_id, _ in live]
+        conn = self.conn
+
         def progress(index: int, step: int, total: int) -> None:
             if 0 <= index < len(ids):
                 conn.send(BatchProgress(batch_id, ids[index], int(step), int(total)))
+            self._stop_engine_if_all_cancelled()
 
-        return progress
-
-    ids = [job_id for job_id, _ in items]
-    conn.send(ItemsStarted(batch_id, tuple(ids)))
-    try:
-        results = engine.run_batch([request for _, request in items], progress_for(ids))
-        if len(results) != len(items):
-            raise RuntimeError(f"engine returned {len(results)} results for {len(items)} requests")
-    except Exception as exc:
-        if len(items) == 1:
-            outcomes[ids[0]] = ItemOutcome(ids[0], error=describe_error(exc))
+        conn.send(ItemsStarted(batch_id, tuple(ids)))
+        try:
+            results = engine.run_batch([request for _, request in live], progress)
+            if len(results) != len(live):
+                raise RuntimeError(f"engine returned {len(results)} results for {len(live)} requests")
+        except Exception as exc:
+            with self._lock:
+                self._current = None
+            if len(live) == 1:
+                outcomes[ids[0]] = self._outcome(ids[0], exc)
+                return
+            # One bad request must not fail its neighbours: run each alone to find out which.
+            for item in live:
+                self._run_group(engine, batch_id, [item], outcomes)
             return
-        # One bad request must not fail its neighbours: run each alone to find out which.
-        for item in items:
-            _run_group(engine, batch_id, [item], conn, outcomes)
-        return
-    for job_id, result in zip(ids, results, strict=True):
+        with self._lock:
+            self._current = None
+        for job_id, result in zip(ids, results, strict=True):
+            outcomes[job_id] = self._outcome(job_id, result)
+
+    def _outcome(self, job_id: int, result: object) -> ItemOutcome:
+        if self.is_cancelled(job_id):  # whatever the engine made of it, nobody wants it now
+            return ItemOutcome(job_id, error="cancelled", cancelled=True)
         if isinstance(result, GenerationResult):
-            outcomes[job_id] = ItemOutcome(job_id, result=result)
-        elif isinstance(result, BaseException):
-            outcomes[job_id] = ItemOutcome(job_id, error=describe_error(result))
-        else:
-            outcomes[job_id] = ItemOutcome(job_id, error=f"engine returned {type(result).__name__}")
+            return ItemOutcome(job_id, result=result)
+        if isinstance(result, BaseException):
+            return ItemOutcome(job_id, error=describe_error(result))
+        return ItemOutcome(job_id, error=f"engine returned {type(result).__name__}")
 
 
 def worker_main(conn: Connection, specs: tuple[EngineSpec, ...]) -> None:
     """Entry point of the worker process."""
     _die_with_parent()
-    # Ctrl-C in a terminal reaches the whole process group; the service decides when the worker stops.
+    # Ctrl-C in a terminal reaches the whole process group, and `docker stop` the container's: the parent
+    # (the service, or `chibify worker`) decides when the worker stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from generation.engines import build_engine
 
     engines: dict[str, Any] = {}
@@ -158,16 +235,19 @@ def worker_main(conn: Connection, specs: tuple[EngineSpec, ...]) -> None:
     except Exception as exc:
         conn.send(WorkerReady(os.getpid(), (), error=f"engine {spec.name!r}: {describe_error(exc)}"))
         return
-    conn.send(WorkerReady(os.getpid(), tuple(engines)))
+    models = tuple(
+        (name, str(getattr(engine, "model", None)))
+        for name, engine in engines.items()
+        if getattr(engine, "model", None)
+    )
+    conn.send(WorkerReady(os.getpid(), tuple(engines), models=models))
+    child = _Child(engines, conn)
+    threading.Thread(target=child.read, name="worker-inbox", daemon=True).start()
     while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
+        message = child.inbox.get()
         if isinstance(message, Shutdown):
             return
-        if isinstance(message, RunBatch):
-            conn.send(_run_batch(engines, message, conn))
+        conn.send(child.run_batch(message))
 
 
 def _exit_reason(code: int) -> str:
@@ -196,6 +276,7 @@ class ProcessWorker:
         self._send_lock = asyncio.Lock()
         self._dead = False
         self.engines: tuple[str, ...] = ()
+        self.models: tuple[tuple[str, str], ...] = ()
 
     @property
     def pid(self) -> int | None:
@@ -231,6 +312,7 @@ class ProcessWorker:
             await self.kill()
             raise WorkerStartError(ready.error)
         self.engines = ready.engines
+        self.models = ready.models
         log.info("worker %s ready with engines %s", ready.pid, ",".join(ready.engines))
         return ready
 
@@ -307,6 +389,14 @@ class ProcessWorker:
         finally:
             if self._current is not None and self._current[1] is future:
                 self._current = None
+
+    async def cancel(self, job_ids: Sequence[int]) -> None:
+        """Tell the worker to stop these jobs (skipped if not started; the engine stopped between steps if
+        its whole call is cancelled). Their outcomes come back with ``cancelled=True``."""
+        if self._dead or self._conn is None or not job_ids:
+            return
+        with contextlib.suppress(OSError, EOFError, ValueError):
+            await self._send(CancelJobs(tuple(job_ids)))
 
     async def _send(self, message: object) -> None:
         conn = self._conn

@@ -1,8 +1,11 @@
 """Chibify storage: SQLAlchemy 2 async models and repositories, Alembic migrations, image blobs.
 
-Never imports discord, torch, bot or generation. Start with :class:`Storage` (docs/storage.md).
+Never imports discord, torch, bot or generation. Start with :class:`Storage` (docs/storage.md): one
+session per unit of work, ``async with storage.transaction() as s:``, and the repository functions of
+:mod:`storage.users`, :mod:`storage.guilds`, :mod:`storage.avatars` and :mod:`storage.jobs` in it.
 """
 
+from storage import avatars, guilds, jobs, users
 from storage.avatars import HistoryPage
 from storage.blobs import BlobStore, FileBlobStore
 from storage.errors import (
@@ -39,4 +42,8 @@ __all__ = [
     "Storage",
     "StorageError",
     "User",
+    "avatars",
+    "guilds",
+    "jobs",
+    "users",
 ]

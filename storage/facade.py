@@ -1,21 +1,23 @@
-"""The :class:`Storage` facade: database + blob store behind one object with async methods.
+"""The :class:`Storage` facade: the database and the blob store behind one object.
 
-Build it once in the entry point and close it on shutdown::
+Build it once in the entry point and close it on shutdown. Each unit of work opens ONE session and
+calls the repository functions of :mod:`storage.users`, :mod:`storage.guilds`, :mod:`storage.avatars`
+and :mod:`storage.jobs` in it::
 
     storage = await Storage.open("sqlite+aiosqlite:///data/chibify.db", "data")
     try:
-        user = await storage.get_or_create_user(discord_id=1234)
-        page = await storage.history(user)
+        async with storage.transaction() as s:
+            user = await users.get_or_create_user(s, discord_id=1234)
+            page = await avatars.history(s, user)
     finally:
         await storage.close()
 
-Every method is one unit of work with its own session and transaction. For several steps in one
-transaction use ``async with storage.transaction() as session:`` and the repository functions of
-:mod:`storage.users`, :mod:`storage.guilds`, :mod:`storage.avatars` and :mod:`storage.jobs`. Blob I/O
-runs in worker threads (:func:`asyncio.to_thread`), never on the loop.
+The facade itself only holds what needs more than a session: opening and closing, and the operations
+that touch blobs as well as rows (``finish_job``, ``read_image``, ``image_path``, ``forget_user``,
+``gc_blobs``). Blob I/O runs in worker threads (:func:`asyncio.to_thread`), never on the loop.
 
 Returned ORM objects are detached snapshots (``expire_on_commit=False``): read them freely, change
-things only through these methods.
+things only through the repository functions.
 
 Blob safety. ``finish_job`` writes the blob first and the row second, so a row never points at a
 missing blob. Deleting blobs (``forget_user``, ``gc_blobs``) re-checks under a per-key lock that no
@@ -29,28 +31,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar, Unpack
+from typing import Any, Self, TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from storage import avatars, guilds, jobs, migrate, users
-from storage.avatars import HistoryPage
+from storage import avatars, jobs, migrate, users
 from storage.blobs import BlobStore, FileBlobStore, blob_key_for
 from storage.db import create_engine, make_sessionmaker, redact_url
 from storage.errors import InvalidTransition
-from storage.guilds import GuildChanges
 from storage.jobs import Message
-from storage.models import Avatar, Guild, Job, JobStatus, User
-from storage.refs import UserRef, check_json_text, check_text, uid, valid_public_id
-from storage.users import UserChanges
+from storage.models import Avatar, Job, JobStatus
+from storage.refs import UserRef, check_json_text, check_text
 
 __all__ = ["DEFAULT_GC_GRACE_SECONDS", "TEMP_FILE_MIN_AGE_SECONDS", "ForgetResult", "GcResult", "Storage"]
 
@@ -176,37 +173,7 @@ class Storage:
         async with self.sessionmaker() as session, session.begin():
             yield session
 
-    # -- users and guilds ------------------------------------------------------------------------
-
-    async def get_or_create_user(
-        self, *, discord_id: int | None = None, console_name: str | None = None
-    ) -> User:
-        """The Discord user or console user, created on first sight (race-safe)."""
-        async with self.transaction() as s:
-            return await users.get_or_create_user(s, discord_id=discord_id, console_name=console_name)
-
-    async def get_user(
-        self, *, discord_id: int | None = None, console_name: str | None = None
-    ) -> User | None:
-        async with self.transaction() as s:
-            return await users.get_user(s, discord_id=discord_id, console_name=console_name)
-
-    async def update_user(self, user: UserRef, **changes: Unpack[UserChanges]) -> User:
-        """Change language, default_style, public_results, consent_store_selfies, consent_training."""
-        async with self.transaction() as s:
-            return await users.update_user(s, user, **changes)
-
-    async def guild_settings(self, guild_id: int) -> Guild:
-        """The guild's settings row (created with defaults on first use)."""
-        async with self.transaction() as s:
-            return await guilds.get_or_create_guild(s, guild_id)
-
-    async def update_guild(self, guild_id: int, **changes: Unpack[GuildChanges]) -> Guild:
-        """Change allowed_channels, per_user_daily_limit, max_queued_per_user, prompt_policy, engine, settings."""
-        async with self.transaction() as s:
-            return await guilds.update_guild(s, guild_id, **changes)
-
-    # -- avatars -----------------------------------------------------------------------------------
+    # -- results and images ----------------------------------------------------------------------
 
     async def finish_job(
         self,
@@ -293,11 +260,6 @@ class Storage:
                 await self._discard_if_orphan(key)
         return result
 
-    async def get_avatar(self, public_id: str, owner: UserRef) -> Avatar:
-        """The owner's avatar; :class:`NotFound` if missing, deleted or not theirs."""
-        async with self.transaction() as s:
-            return await avatars.get_avatar(s, public_id, owner)
-
     async def read_image(self, avatar: Avatar) -> bytes:
         """The avatar's image bytes (read in a worker thread)."""
         return await asyncio.to_thread(self.blobs.get, avatar.blob_key)
@@ -305,65 +267,6 @@ class Storage:
     async def image_path(self, avatar: Avatar) -> Path | None:
         """A local file holding the avatar's image (to send without reading it), or None."""
         return await asyncio.to_thread(self.blobs.local_path, avatar.blob_key)
-
-    async def history(
-        self,
-        owner: UserRef,
-        *,
-        page: int | None = None,
-        cursor: int | None = None,
-        page_size: int = 10,
-        favourites_only: bool = False,
-        snapshot: int | None = None,
-    ) -> HistoryPage:
-        """The owner's avatars, newest first; see :func:`storage.avatars.history` for paging."""
-        async with self.transaction() as s:
-            return await avatars.history(
-                s,
-                owner,
-                page=page,
-                cursor=cursor,
-                page_size=page_size,
-                favourites_only=favourites_only,
-                snapshot=snapshot,
-            )
-
-    async def latest_avatar(self, owner: UserRef) -> Avatar | None:
-        async with self.transaction() as s:
-            return await avatars.latest_avatar(s, owner)
-
-    async def lineage(self, public_id: str, owner: UserRef) -> list[Avatar]:
-        """Root ancestor first, ``public_id`` last."""
-        async with self.transaction() as s:
-            return await avatars.lineage(s, public_id, owner)
-
-    async def set_favourite(self, public_id: str, owner: UserRef, favourite: bool = True) -> Avatar:
-        async with self.transaction() as s:
-            return await avatars.set_favourite(s, public_id, owner, favourite)
-
-    async def soft_delete(self, public_id: str, owner: UserRef) -> Avatar:
-        """Hide the avatar everywhere (the row and blob stay; ``forget_user`` removes them)."""
-        async with self.transaction() as s:
-            return await avatars.soft_delete(s, public_id, owner)
-
-    async def delete_avatar(self, public_id: str, owner: UserRef) -> tuple[Avatar, list[Message]]:
-        """:meth:`soft_delete` the owner's avatar and return it with the bot messages that show it
-        (``(channel_id, message_id)`` pairs for the bot to delete), in one transaction."""
-        async with self.transaction() as s:
-            avatar = await avatars.soft_delete(s, public_id, owner)
-            return avatar, await jobs.messages_for_avatars(s, [avatar.id])
-
-    async def messages_for_avatars(self, public_ids: Sequence[str], owner: UserRef) -> list[Message]:
-        """The bot messages that show these avatars of ``owner`` (soft-deleted ones included), without
-        repeats. Ids that are not the owner's are ignored, like ids that do not exist."""
-        owner_id = uid(owner)
-        wanted = [p for p in dict.fromkeys(public_ids) if valid_public_id(p)]
-        if not wanted:
-            return []
-        async with self.transaction() as s:
-            stmt = sa.select(Avatar.id).where(Avatar.public_id.in_(wanted), Avatar.owner_id == owner_id)
-            ids = list((await s.scalars(stmt)).all())
-            return await jobs.messages_for_avatars(s, ids)
 
     # -- deletion --------------------------------------------------------------------------------
 
@@ -421,62 +324,3 @@ class Storage:
             if await avatars.blob_is_referenced(s, key):
                 return 0
         return int(await asyncio.to_thread(self.blobs.delete, key))
-
-    # -- jobs --------------------------------------------------------------------------------------
-
-    async def get_job_by_id(self, job_id: int) -> Job:
-        """Internal lookup for the generation service (no owner check)."""
-        async with self.transaction() as s:
-            return await jobs.get_job_by_id(s, job_id)
-
-    async def mark_running(self, job_id: int) -> Job:
-        async with self.transaction() as s:
-            return await jobs.mark_running(s, job_id)
-
-    async def mark_failed(self, job_id: int, error: str) -> Job:
-        async with self.transaction() as s:
-            return await jobs.mark_failed(s, job_id, error)
-
-    async def mark_cancelled(self, job_id: int) -> Job:
-        async with self.transaction() as s:
-            return await jobs.mark_cancelled(s, job_id)
-
-    async def requeue(self, job_id: int) -> Job:
-        """running -> queued after a crash (counts an attempt)."""
-        async with self.transaction() as s:
-            return await jobs.requeue(s, job_id)
-
-    async def unfinished_jobs(self) -> list[Job]:
-        """Queued and running jobs, oldest first, for recovery at start-up."""
-        async with self.transaction() as s:
-            return await jobs.unfinished_jobs(s)
-
-    async def count_jobs_since(
-        self,
-        user: UserRef,
-        since: datetime,
-        *,
-        guild_id: int | None = None,
-        statuses: Iterable[JobStatus] | None = None,
-    ) -> int:
-        async with self.transaction() as s:
-            return await jobs.count_jobs_since(s, user, since, guild_id=guild_id, statuses=statuses)
-
-    # -- delivery ----------------------------------------------------------------------------------
-
-    async def undelivered_jobs(self) -> list[Job]:
-        """Done or failed jobs with a Discord user to tell that are not delivered yet, oldest first."""
-        async with self.transaction() as s:
-            return await jobs.undelivered(s)
-
-    async def mark_delivered(self, job_ids: Sequence[int], messages: Sequence[Sequence[int]] = ()) -> int:
-        """Discord accepted the final message of these jobs: mark them delivered (finished ones not yet
-        delivered only), forget their interaction token, keep ``messages``. Returns how many changed."""
-        async with self.transaction() as s:
-            return await jobs.mark_delivered(s, job_ids, messages)
-
-    async def add_messages(self, job_ids: Sequence[int], messages: Sequence[Sequence[int]]) -> int:
-        """Keep more bot messages with these jobs (a progress or pointer message) without marking them
-        delivered. Returns how many of the jobs exist."""
-        async with self.transaction() as s:
-            return await jobs.add_messages(s, job_ids, messages)

@@ -223,6 +223,15 @@ async def unfinished_jobs(session: AsyncSession) -> list[Job]:
     return list((await session.scalars(stmt)).all())
 
 
+async def count_unfinished(session: AsyncSession, user: UserRef | None = None) -> tuple[int, int]:
+    """(the user's queued + running jobs, everyone's) in one query: the queue caps, counted across every
+    process that shares the database (several bot processes behind one broker). ``user`` None: (0, all)."""
+    active = Job.status.in_(_ACTIVE)
+    mine = sa.func.count().filter(Job.user_id == uid(user)) if user is not None else sa.literal(0)
+    row = (await session.execute(sa.select(mine, sa.func.count()).select_from(Job).where(active))).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
 async def count_jobs_since(
     session: AsyncSession,
     user: UserRef,

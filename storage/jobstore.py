@@ -160,7 +160,8 @@ class SqlJobStore:
             return ids
 
     async def mark_running(self, job_id: int) -> None:
-        await self.storage.mark_running(job_id)
+        async with self.storage.transaction() as session:
+            await jobs.mark_running(session, job_id)
 
     async def complete(self, job_id: int, result: dict[str, Any]) -> dict[str, Any]:
         """Store the picture as the job's avatar and mark the job done, in one transaction.
@@ -192,7 +193,8 @@ class SqlJobStore:
         """Mark the job failed. A job already failed or cancelled is left as it is; one already *done*
         raises :class:`InvalidTransition`, so the caller never reports as failed what SQL holds as done."""
         try:
-            await self.storage.mark_failed(job_id, error)
+            async with self.storage.transaction() as session:
+                await jobs.mark_failed(session, job_id, error)
         except InvalidTransition as exc:
             if exc.current == JobStatus.DONE.value:
                 raise
@@ -202,7 +204,8 @@ class SqlJobStore:
         """Mark the job cancelled. A job already failed or cancelled is left as it is; one already *done*
         raises :class:`InvalidTransition` (it is not cancelled after the fact)."""
         try:
-            await self.storage.mark_cancelled(job_id)
+            async with self.storage.transaction() as session:
+                await jobs.mark_cancelled(session, job_id)
         except InvalidTransition as exc:
             if exc.current == JobStatus.DONE.value:
                 raise
@@ -211,14 +214,32 @@ class SqlJobStore:
     async def requeue(self, job_id: int) -> None:
         """running -> queued (the attempt is counted); a job already queued stays queued."""
         try:
-            await self.storage.requeue(job_id)
+            async with self.storage.transaction() as session:
+                await jobs.requeue(session, job_id)
         except InvalidTransition as exc:
             if exc.current != JobStatus.QUEUED.value:
                 raise
 
+    async def count_unfinished(self, user_key: str) -> tuple[int, int]:
+        """(the user's unfinished jobs, all unfinished jobs), across every process sharing the database
+        (the service's caps with a broker). A user never seen has none."""
+        scheme, value = parse_user_key(user_key)
+        async with self.storage.transaction() as session:
+            if scheme == "discord":
+                assert isinstance(value, int)
+                found = await users.get_user(session, discord_id=value)
+            elif scheme == "console":
+                assert isinstance(value, str)
+                found = await users.get_user(session, console_name=value)
+            else:
+                assert isinstance(value, int)
+                found = await users.get_user_by_id(session, value)
+            return await jobs.count_unfinished(session, found.id if found is not None else None)
+
     async def unfinished(self) -> list[StoredJob]:
         """Every queued or running job, oldest first."""
-        jobs = await self.storage.unfinished_jobs()
+        async with self.storage.transaction() as session:
+            rows = await jobs.unfinished_jobs(session)
         return [
             StoredJob(
                 job_id=job.id,
@@ -229,5 +250,5 @@ class SqlJobStore:
                 created_at=job.created_at,
                 deliver=delivery_of(job),
             )
-            for job in jobs
+            for job in rows
         ]

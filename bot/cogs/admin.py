@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot.errors import UserError
 from bot.i18n import t
 from bot.render import EMBED_COLOUR
+from bot.studio import channel_list
 
 if TYPE_CHECKING:
     from bot.client import ChibifyBot
@@ -23,7 +24,7 @@ class Admin(commands.Cog):
 
     @app_commands.command(name=_("queue"), description=_("Your jobs in the queue"))
     async def queue(self, interaction: discord.Interaction) -> None:
-        who = await self.bot.who(interaction)
+        who = await self.bot.begin(interaction)
         lines: list[str] = []
         for pending in self.bot.active.get(who.user_id, []):
             for handle in pending.handles:
@@ -37,7 +38,7 @@ class Admin(commands.Cog):
                     eta_text = t("eta", who.language, eta=f"{eta:.0f}") if eta else ""
                     lines.append(t("queue_line", who.language, n=n, position=position, eta=eta_text))
         text = "\n".join(lines) or t("queue_empty", who.language)
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.edit_original_response(content=text)
 
     @app_commands.command(name=_("settings"), description=_("Your language and privacy settings"))
     @app_commands.describe(
@@ -55,10 +56,10 @@ class Admin(commands.Cog):
     async def settings(
         self, interaction: discord.Interaction, language: str | None = None, public: bool | None = None
     ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        who = await self.bot.who(interaction)
+        who = await self.bot.begin(interaction)
         if language is not None or public is not None:
             await self.bot.studio.update_preferences(who.actor, language=language, public_results=public)
+            self.bot.forget_preferences(who.user_id)
             who = await self.bot.who(interaction)
         names = {"en": "auto", "en-only": "English", "zh": "中文"}
         prefs = await self.bot.studio.preferences(who.actor)
@@ -69,10 +70,13 @@ class Admin(commands.Cog):
                 language=names.get(prefs["language"], prefs["language"]),
                 visibility=t("public" if who.public else "private", who.language),
             )
+            + self.bot.zh_tw_note(interaction, who.language)
         )
 
     @app_commands.command(name=_("config"), description=_("Server settings for admins"))
     @app_commands.guild_only()
+    @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
+    @app_commands.allowed_installs(guilds=True, users=False)
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.describe(
         channel_add=_("Allow results in this channel (none set: every channel)"),
@@ -115,13 +119,12 @@ class Admin(commands.Cog):
         policy: str | None = None,
         engine: str | None = None,
     ) -> None:
-        who = await self.bot.who(interaction)
+        who = await self.bot.begin(interaction)
         permissions = interaction.permissions
         if interaction.guild_id is None:
             raise UserError(t("guild_only", who.language))
         if not (permissions.manage_guild or permissions.administrator):
             raise UserError(t("admins_only", who.language))
-        await interaction.response.defer(ephemeral=True, thinking=True)
         studio = self.bot.studio
         current = await studio.guild_config(interaction.guild_id)
         changes: dict[str, Any] = {}
@@ -142,26 +145,35 @@ class Admin(commands.Cog):
             changes["prompt_policy"] = policy
         if engine is not None:
             changes["engine"] = engine
-        config = await studio.update_guild_config(interaction.guild_id, **changes) if changes else current
+        config = (
+            await studio.update_guild_config(interaction.guild_id, actor=who.actor, **changes)
+            if changes
+            else current
+        )
         none = t("no_limit", who.language)
         await interaction.edit_original_response(
             content=t(
                 "config_now",
                 who.language,
-                channels=" ".join(f"<#{c}>" for c in config["allowed_channels"])
+                channels=channel_list(config["allowed_channels"], who.language)
                 or t("every_channel", who.language),
                 queue=config["max_queued_per_user"] or none,
                 daily=config["per_user_daily_limit"] or none,
-                policy=config["prompt_policy"],
+                policy=t("policy_off_note", who.language)
+                if config["prompt_policy"] == "off"
+                else config["prompt_policy"],
                 engine=config["engine"] or self.bot.app.settings.engine,
             )
         )
 
     @app_commands.command(name=_("help"), description=_("How to use Chibify"))
     async def help(self, interaction: discord.Interaction) -> None:
-        who = await self.bot.who(interaction)
-        embed = discord.Embed(colour=EMBED_COLOUR, description=t("help", who.language))
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        who = await self.bot.begin(interaction)
+        text = t("help", who.language)
+        if note := self.bot.zh_tw_note(interaction, who.language):
+            text = f"{note}\n{text}"
+        embed = discord.Embed(colour=EMBED_COLOUR, description=text)
+        await interaction.edit_original_response(embed=embed)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -2,11 +2,19 @@
 
 Each command: parse, defer (ephemeral, thinking) at once, call the studio, hand the pending jobs to
 :func:`bot.views.results.deliver_result`.
+
+A photo sent to the bot by DM is answered at once (a typing indicator, then "working on it" with its queue
+position, ETA and a Cancel button), at most ``DM_IN_FLIGHT`` photos per user at a time; the message's text
+is the prompt. A selfie that shows several faces says which one was drawn and offers a select to draw
+another (the photo is read again from the user's own message: it is never kept).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -17,7 +25,9 @@ from discord.ext import commands
 from bot.delivery import Post, delivery_for, new_group
 from bot.errors import BadInput, UserError
 from bot.i18n import language_of, t
-from bot.views.results import deliver_result
+from bot.messages import capitalised
+from bot.views.results import FaceSelect, deliver_result, progress_text, progress_view
+from generation import catalog
 from generation.edits import suggest
 
 if TYPE_CHECKING:
@@ -26,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
+DM_IN_FLIGHT = 2  # photos one user may have in the making by DM
+MAX_DM_PROMPT = 300
 PHOTO_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"}
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
@@ -40,6 +52,12 @@ def check_photo(attachment: discord.Attachment, language: str) -> None:
         raise BadInput(t("bad_type", language, type=content_type or attachment.filename))
     if attachment.size > MAX_PHOTO_BYTES:
         raise BadInput(t("too_big", language, size=attachment.size / 2**20))
+
+
+def photo_of(message: discord.Message) -> discord.Attachment | None:
+    """The picture of a message: its first image attachment, else its first attachment (checked later)."""
+    images = [a for a in message.attachments if (a.content_type or "").startswith("image/")]
+    return images[0] if images else (message.attachments[0] if message.attachments else None)
 
 
 class Create(commands.Cog):
@@ -79,8 +97,7 @@ class Create(commands.Cog):
         seed: app_commands.Range[int, 0, 2_000_000_000] | None = None,
         engine: str | None = None,
     ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        who = await self.bot.who(interaction)
+        who = await self.bot.begin(interaction)
         pending = await self.bot.studio.submit_create(
             who.actor, prompt, count=count, seed=seed, engine=engine, deliver=delivery_for(interaction, who)
         )
@@ -121,8 +138,7 @@ class Create(commands.Cog):
         background: str | None = None,
         prompt: app_commands.Range[str, 1, 300] | None = None,
     ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        who = await self.bot.who(interaction)
+        who = await self.bot.begin(interaction)
         pending = await self.bot.studio.submit_edit(
             who.actor,
             avatar,
@@ -141,12 +157,9 @@ class Create(commands.Cog):
     async def _avatar_choices(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        who = await self.bot.who(interaction)
-        avatars = await self.bot.studio.recent_avatars(who.actor, current)
-        return [
-            app_commands.Choice(name=f"{a.id} · {(a.prompt or a.kind)[:60]}"[:100], value=a.id)
-            for a in avatars
-        ]
+        from bot.cogs.library import avatar_choices
+
+        return await avatar_choices(self.bot, interaction, current)
 
     @edit.autocomplete("add")
     async def _add_choices(
@@ -158,7 +171,29 @@ class Create(commands.Cog):
     async def _remove_choices(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        return _catalog_choices("item", current, interaction)
+        """The items the chosen avatar (default: the latest) has, not the whole catalog."""
+        from bot.studio import Actor
+
+        recent = await self.bot.suggestions.recent(Actor(discord_id=interaction.user.id))
+        chosen = str(getattr(interaction.namespace, "avatar", "") or "").strip()
+        avatar = (
+            next((r for r in recent if r.id == chosen), None) if chosen else (recent[0] if recent else None)
+        )
+        if avatar is None:
+            return []
+        language = self.bot.cached_language(interaction)
+        needle = current.strip().lower()
+        choices = []
+        for item in avatar.items:
+            try:
+                entry = catalog.get("item", item)
+            except (KeyError, ValueError):
+                continue
+            label = entry.zh if language == "zh" else entry.en
+            if needle and needle not in item.lower() and needle not in label.lower():
+                continue
+            choices.append(app_commands.Choice(name=label[:100], value=item))
+        return choices[:25]
 
     @edit.autocomplete("expression")
     async def _expression_choices(
@@ -185,17 +220,21 @@ class Create(commands.Cog):
         await self._selfie(interaction, photo, prompt or "")
 
     async def chibify_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        images = [a for a in message.attachments if (a.content_type or "").startswith("image/")]
-        chosen = images[0] if images else (message.attachments[0] if message.attachments else None)
+        chosen = photo_of(message)
         if chosen is None:
-            raise UserError(t("no_image", language_of(interaction.locale)))
-        await self._selfie(interaction, chosen, "")
+            raise UserError(t("no_image", self.bot.cached_language(interaction)))
+        await self._selfie(interaction, chosen, "", source=message)
 
-    async def _selfie(self, interaction: discord.Interaction, photo: discord.Attachment, prompt: str) -> None:
-        language = language_of(interaction.locale)
-        check_photo(photo, language)  # before deferring: answers at once, nothing downloaded
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        who = await self.bot.who(interaction)
+    async def _selfie(
+        self,
+        interaction: discord.Interaction,
+        photo: discord.Attachment,
+        prompt: str,
+        *,
+        source: discord.Message | None = None,
+    ) -> None:
+        check_photo(photo, self.bot.cached_language(interaction))  # answers at once, nothing downloaded
+        who = await self.bot.begin(interaction)
         await self.bot.studio.admissible(who.actor)  # the server's rules before a byte is downloaded
         data = await photo.read()
         try:
@@ -205,64 +244,129 @@ class Create(commands.Cog):
         finally:
             del data  # the photo is not kept
         pending.notes.append(t("photo_not_kept", who.language))
-        await deliver_result(interaction, who, pending)
+        face_source = (source.channel.id, source.id) if source is not None else None
+        await deliver_result(interaction, who, pending, face_source=face_source)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        """A photo sent to the bot in DM: the same selfie path, answered in the DM."""
-        if message.guild is not None or message.author.bot or not message.attachments:
+        """A photo sent to the bot by DM: the selfie path, answered in the DM at once."""
+        if (
+            message.guild is not None
+            or message.author.bot
+            or message.author.id == getattr(self.bot.user, "id", 0)
+        ):
             return
+        if not isinstance(message.channel, discord.DMChannel):
+            return  # group DMs reach a bot only through its commands
+        user_id = message.author.id
         language = "en"
+        counted = False
         try:
-            prefs = await self.bot.studio.preferences(_actor(message.author.id))
+            prefs = await self.bot.preferences(user_id)
             language = language_of(None, prefs["language"])
-            await self._dm_selfie(message, language, bool(prefs["public_results"]))
+            photo = photo_of(message)
+            if photo is None:
+                await message.channel.send(t("dm_no_photo", language))
+                return
+            check_photo(photo, language)
+            if self.bot.dm_in_flight.get(user_id, 0) >= DM_IN_FLIGHT:
+                raise UserError(t("dm_limit", language, limit=DM_IN_FLIGHT))
+            self.bot.dm_in_flight[user_id] = self.bot.dm_in_flight.get(user_id, 0) + 1
+            counted = True
+            await self._dm_selfie(message, photo, language)
         except UserError as exc:
-            await message.channel.send(str(exc))
+            with contextlib.suppress(discord.HTTPException):
+                await message.channel.send(capitalised(str(exc)))
         except Exception:
-            import secrets
-
             ref = secrets.token_hex(3).upper()
-            log.exception("unexpected error (ref %s) in a DM from %s", ref, message.author.id)
-            await message.channel.send(t("error", language, ref=ref))
+            log.exception("unexpected error (ref %s) in a DM from %s", ref, user_id)
+            with contextlib.suppress(discord.HTTPException):
+                await message.channel.send(t("error", language, ref=ref))
+        finally:
+            if counted:
+                left = self.bot.dm_in_flight.get(user_id, 1) - 1
+                if left > 0:
+                    self.bot.dm_in_flight[user_id] = left
+                else:
+                    self.bot.dm_in_flight.pop(user_id, None)
 
-    async def _dm_selfie(self, message: discord.Message, language: str, public: bool) -> None:
+    async def _dm_selfie(self, message: discord.Message, photo: discord.Attachment, language: str) -> None:
         from bot.client import Who
         from generation.jobs import Delivery
 
-        photo = message.attachments[0]
-        check_photo(photo, language)
+        bot = self.bot
+        channel = message.channel
         actor = _actor(message.author.id, language)
-        who = Who(actor, message.author.id, language, public)
-        await self.bot.studio.admissible(actor)
+        who = Who(actor, message.author.id, language, True)
+        prompt = message.content.strip()[:MAX_DM_PROMPT]
+        await channel.typing()  # at once, before the photo is downloaded
+        await bot.studio.admissible(actor)
         data = await photo.read()
         # answered in this DM channel, by a post the courier records (and repeats after a crash)
         target = Delivery(
             group=new_group(),
             user_id=message.author.id,
-            channel_id=message.channel.id,
+            channel_id=channel.id,
             public=True,
             language=language,
         )
-        pending = await self.bot.studio.submit_selfie(actor, data, deliver=target)
-        del data
-        pending.notes.append(t("photo_not_kept", language))
-        courier = self.bot.courier
-        courier.live.add(target.group)
-        self.bot.track(who.user_id, pending)
-        job_ids = [h.job_id for h in pending.handles]
         try:
+            pending = await bot.studio.submit_selfie(actor, data, prompt=prompt, deliver=target)
+        finally:
+            del data  # the photo is not kept
+        courier = bot.courier
+        courier.live.add(target.group)
+        bot.track(who.user_id, pending)
+        job_ids = [h.job_id for h in pending.handles]
+        finish = asyncio.create_task(bot.studio.finish(pending))
+        working: discord.Message | None = None
+        try:
+            working = await channel.send(
+                _working_text(pending, language), view=progress_view(target.group, language)
+            )
+            last = working.content
+            while True:
+                done, _ = await asyncio.wait({finish}, timeout=bot.progress_every_s)
+                if done:
+                    break
+                text = _working_text(pending, language)
+                if text != last:
+                    last = text
+                    with contextlib.suppress(discord.HTTPException):
+                        await working.edit(content=text)
             try:
-                outcome = await self.bot.studio.finish(pending)
+                outcome = finish.result()
             except UserError as exc:
-                await courier.send(target, Post(str(exc)), job_ids=job_ids)
+                await courier.send(target, Post(capitalised(str(exc))), job_ids=job_ids)
                 return
+            bot.suggestions.forget(who.user_id)
             post = await courier.result_post(outcome, language, late=False, mention="")
-            post.content = t("photo_not_kept", language)
+            lines = [t("photo_not_kept", language)]
+            if prompt:
+                lines.append(t("dm_prompt_used", language, prompt=prompt))
+            post.content = "\n".join(lines)
+            if outcome.faces[0] > 1 and post.view is not None:
+                used = outcome.faces[1]
+                post.view.add_item(FaceSelect(channel.id, message.id, outcome.faces[0], used, language))
             await courier.send(target, post, job_ids=job_ids)
         finally:
-            self.bot.untrack(who.user_id, pending)
+            if not finish.done():
+                finish.cancel()
+            bot.untrack(who.user_id, pending)
             courier.live.discard(target.group)
+            if working is not None:
+                with contextlib.suppress(discord.HTTPException):
+                    await working.delete()  # the progress message has done its job
+
+
+def _working_text(pending: Any, language: str) -> str:
+    text = progress_text(pending, language)
+    if text == t("drawing", language):
+        return t("dm_drawing", language)
+    positions = [p for p in (h.position() for h in pending.handles if not h.done()) if p]
+    etas = [e for e in (h.eta_s() for h in pending.handles if not h.done()) if e]
+    eta = t("eta", language, eta=f"{max(etas):.0f}") if etas else ""
+    return t("dm_working", language, position=min(positions) if positions else 1, eta=eta)
 
 
 def _actor(user_id: int, language: str = "en") -> Any:

@@ -1,4 +1,5 @@
-"""Reading and managing: /history (ephemeral 3x3 gallery), /show, /delete, /forget (with confirmation)."""
+"""Reading and managing: /history (ephemeral 3x3 gallery), /show and /delete (autocompleted from your own
+avatars), /forget (with confirmation)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from discord.ext import commands
 
 from bot.i18n import t
 from bot.render import avatar_embed
-from bot.views.library import OPENED_ACTIONS, forget_view, history_message
+from bot.suggest import matching
+from bot.views.library import forget_view, history_message
 from bot.views.results import result_view
 
 if TYPE_CHECKING:
@@ -29,8 +31,7 @@ class Library(commands.Cog):
     async def history(
         self, interaction: discord.Interaction, page: app_commands.Range[int, 1, 10_000] = 1
     ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        who = await self.bot.who(interaction)
+        who = await self.bot.begin(interaction)
         embed, file, view = await history_message(interaction, who, page)
         kwargs: dict[str, object] = {"embed": embed}
         if file is not None:
@@ -43,35 +44,54 @@ class Library(commands.Cog):
     @app_commands.describe(id=_("The avatar's id"))
     @app_commands.rename(id=_("id"))
     async def show(self, interaction: discord.Interaction, id: str) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        who = await self.bot.who(interaction)
+        who = await self.bot.begin(interaction)
         avatar, png = await self.bot.studio.image(who.actor, id.strip())
         name = f"chibify-{avatar.id}.png"
         await interaction.edit_original_response(
             embed=avatar_embed(avatar, who.language, name),
             attachments=[discord.File(io.BytesIO(png), name)],
-            view=result_view([avatar], who.language, actions=OPENED_ACTIONS),
+            view=result_view([avatar], who.language),
         )
 
     @app_commands.command(name=_("delete"), description=_("Delete one of your avatars"))
     @app_commands.describe(id=_("The avatar's id"))
     @app_commands.rename(id=_("id"))
     async def delete(self, interaction: discord.Interaction, id: str) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        who = await self.bot.who(interaction)
+        who = await self.bot.begin(interaction)
         removal = await self.bot.studio.delete(who.actor, id.strip())
+        self.bot.suggestions.forget(who.user_id)
         removed = await self.bot.courier.delete_messages(removal.messages)
         text = t("deleted", who.language, id=removal.avatar.id)
         if removed:
             text += t("removed_messages", who.language, count=removed)
         await interaction.edit_original_response(content=text)
 
+    @show.autocomplete("id")
+    @delete.autocomplete("id")
+    async def _id_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await avatar_choices(self.bot, interaction, current)
+
     @app_commands.command(name=_("forget"), description=_("Delete everything Chibify keeps about you"))
     async def forget(self, interaction: discord.Interaction) -> None:
-        who = await self.bot.who(interaction)
-        await interaction.response.send_message(
-            t("forget_confirm", who.language), view=forget_view(who.language), ephemeral=True
+        who = await self.bot.begin(interaction)
+        await interaction.edit_original_response(
+            content=t("forget_confirm", who.language), view=forget_view(who.language)
         )
+
+
+async def avatar_choices(
+    bot: ChibifyBot, interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
+    """The user's own avatars matching what was typed, from the autocomplete cache (never late)."""
+    from bot.studio import Actor
+
+    recent = await bot.suggestions.recent(Actor(discord_id=interaction.user.id))
+    return [
+        app_commands.Choice(name=f"{r.id} · {r.label[:70]}"[:100], value=r.id)
+        for r in matching(recent, current)
+    ]
 
 
 async def setup(bot: commands.Bot) -> None:

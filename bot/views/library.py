@@ -3,6 +3,9 @@
 Custom ids (all DynamicItems, state in the id and in SQL):
 ``chibify:hist:<page>:<snapshot>`` prev/next, ``chibify:open:<page>`` the select (values: avatar ids),
 ``chibify:forget:yes|no`` the confirmation.
+
+Every handler acknowledges first (the page turn and the confirmation change their own message later),
+then reads the database and renders.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ import discord
 
 from bot.i18n import t
 from bot.render import EMBED_COLOUR, avatar_embed, thumbnails
-from bot.views.results import bot_of, guarded, owner_mismatch, result_view
+from bot.views.results import ACTIONS, bot_of, guarded, owner_mismatch, quick_language, result_view
 
 if TYPE_CHECKING:
     from bot.client import Who
 
-OPENED_ACTIONS = ("edit", "vary", "stickers", "fav", "del")
+OPENED_ACTIONS = ACTIONS  # an opened avatar has the same controls as a fresh result
 
 
 async def history_message(
@@ -31,7 +34,7 @@ async def history_message(
     view = await bot.studio.history(who.actor, page=page, snapshot=snapshot)
     if not view.total:
         return discord.Embed(colour=EMBED_COLOUR, description=t("history_empty", who.language)), None, None
-    images = [(await bot.studio.image(who.actor, a.id))[1] for a in view.items]
+    images = [await bot.studio.image_bytes(a) for a in view.items]  # owner checked by history()
     sheet = await asyncio.to_thread(thumbnails, images)
     name = f"history-{view.page}.png"
     embed = discord.Embed(
@@ -91,14 +94,16 @@ class HistoryNav(
 
     async def callback(self, interaction: discord.Interaction) -> None:
         async def run() -> None:
-            who = await bot_of(interaction).who(interaction)
             if owner_mismatch(interaction):
-                await interaction.response.send_message(t("not_yours", who.language), ephemeral=True)
+                await interaction.response.send_message(
+                    t("not_yours", quick_language(interaction)), ephemeral=True
+                )
                 return
+            who = await bot_of(interaction).begin(interaction, update=True)
             embed, file, view = await history_message(
                 interaction, who, max(1, self.page), self.snapshot or None
             )
-            await interaction.response.edit_message(
+            await interaction.edit_original_response(
                 embed=embed, attachments=[file] if file else [], view=view
             )
 
@@ -127,20 +132,21 @@ class HistoryOpen(discord.ui.DynamicItem[discord.ui.Select[Any]], template=r"chi
     async def callback(self, interaction: discord.Interaction) -> None:
         async def run() -> None:
             bot = bot_of(interaction)
-            who = await bot.who(interaction)
             if owner_mismatch(interaction):
-                await interaction.response.send_message(t("not_yours", who.language), ephemeral=True)
+                await interaction.response.send_message(
+                    t("not_yours", quick_language(interaction)), ephemeral=True
+                )
                 return
+            who = await bot.begin(interaction)
             data: dict[str, Any] = dict(interaction.data or {})
             values = data.get("values") or []
             avatar_id = str(values[0])
             avatar, png = await bot.studio.image(who.actor, avatar_id)
             name = f"chibify-{avatar.id}.png"
-            await interaction.response.send_message(
+            await interaction.edit_original_response(
                 embed=avatar_embed(avatar, who.language, name),
-                file=discord.File(io.BytesIO(png), name),
-                view=result_view([avatar], who.language, actions=OPENED_ACTIONS),
-                ephemeral=True,
+                attachments=[discord.File(io.BytesIO(png), name)],
+                view=result_view([avatar], who.language),
             )
 
         await guarded(interaction, run)
@@ -168,18 +174,21 @@ class ForgetButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         async def run() -> None:
             bot = bot_of(interaction)
-            who = await bot.who(interaction)
             if owner_mismatch(interaction):
-                await interaction.response.send_message(t("not_yours", who.language), ephemeral=True)
+                await interaction.response.send_message(
+                    t("not_yours", quick_language(interaction)), ephemeral=True
+                )
                 return
+            who = await bot.begin(interaction, update=True)
             if self.answer != "yes":
-                await interaction.response.edit_message(
+                await interaction.edit_original_response(
                     content=t("forget_cancelled", who.language), view=None
                 )
                 return
-            await interaction.response.defer()
             gone = await bot.studio.forget(who.actor)
             bot.active.pop(who.user_id, None)
+            bot.suggestions.forget(who.user_id)
+            bot.forget_preferences(who.user_id)
             removed = await bot.courier.delete_messages(gone.messages)
             await interaction.edit_original_response(
                 content=t(

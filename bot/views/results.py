@@ -1,12 +1,28 @@
-"""Result delivery and the persistent avatar buttons.
+"""Result delivery and the persistent controls under a result.
 
-A result is delivered by :func:`deliver_result`: progress in the (ephemeral) deferred response at most every
-``bot.progress_every_s``, then the picture. Private results replace the deferred response; public ones go
-out as a followup. If the interaction token has expired (``NotFound``), the result is posted to the channel
-with a mention (public) or sent by DM (private): results never depend on the 15-minute token.
+A result is delivered by :func:`deliver_result`: progress (queue position, ETA and a **Cancel** button) in
+the (ephemeral) deferred response at most every ``bot.progress_every_s``, then the picture through the
+courier (bot/delivery.py), which records the delivery in SQL. Results never depend on the 15-minute token.
 
-Buttons are :class:`AvatarButton` DynamicItems: ``chibify:<action>:<avatar public id>``; nothing else is
-kept in memory, so they work after a restart and only for the avatar's owner (the studio checks it).
+Every control is a DynamicItem: its custom_id holds all the state (avatar public ids, a request group),
+nothing is kept in memory, so they work after a restart and for days, and only for their owner (the
+message says whose it is; the studio checks the owner on every read and write). Custom ids:
+
+``chibify:<action>:<avatar>``
+    ``reroll`` (a new take on the prompt), ``vary`` (4 variations), ``edit`` (a modal), ``fav``, ``del``,
+    ``stickers`` (kept for messages from older versions), ``pick1``-``pick4`` (open one image of a grid),
+    ``again2``-``again4`` (a whole new grid of that many images).
+``chibify:export:<avatar>[.<avatar>...]``
+    the "Download as…" select: format x size (values ``<format>:<size>``).
+``chibify:cancel:<group>``
+    the Cancel button while a request is queued or drawing.
+``chibify:face:<channel>:<message>:<count>``
+    a select to draw another face of a selfie that showed several (DM photos and the message menu).
+``chibify:editmodal:<avatar>``
+    the edit modal (answered by :func:`handle_edit_modal` from the bot's interaction listener).
+
+The 3-second rule: every handler acknowledges first (a deferral, or the modal itself) and only then
+reads the database.
 """
 
 from __future__ import annotations
@@ -16,25 +32,27 @@ import contextlib
 import io
 import logging
 import re
-import zipfile
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
 from bot.delivery import Post, delivery_for
-from bot.errors import NotFoundError, UserError
+from bot.errors import BadInput, NotFoundError, UserError
 from bot.i18n import t
+from bot.messages import capitalised
 from bot.render import avatar_embed
 from bot.studio import AvatarView, Pending
 from generation.service import ServiceStopped
 
 if TYPE_CHECKING:
     from bot.client import ChibifyBot, Who
+    from generation.service import JobHandle
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("reroll", "vary", "edit", "stickers", "fav", "del")
+ID = r"[A-Za-z0-9_-]{1,43}"
+ACTIONS = ("reroll", "vary", "edit", "fav", "del")
 VARIATION_COUNT = 4
 _STYLE = {
     "reroll": discord.ButtonStyle.primary,
@@ -45,6 +63,42 @@ _STYLE = {
     "del": discord.ButtonStyle.danger,
 }
 _EMOJI = {"reroll": "🎲", "vary": "🔀", "edit": "✏️", "stickers": "🗂️", "fav": "⭐", "del": "🗑️"}
+
+# The "Download as…" options: (format, size). Size 0: the format decides (SVG, sticker pack).
+EXPORT_CHOICES: tuple[tuple[str, int], ...] = (
+    ("png", 256),
+    ("png", 512),
+    ("png", 1024),
+    ("png", 2048),
+    ("transparent", 512),
+    ("transparent", 1024),
+    ("transparent", 2048),
+    ("circle", 256),
+    ("circle", 512),
+    ("circle", 1024),
+    ("svg", 0),
+    ("gif", 256),
+    ("gif", 512),
+    ("apng", 256),
+    ("apng", 512),
+    ("stickers", 0),
+    ("pngtuber", 512),
+    ("pngtuber", 1024),
+)
+# Avatars painted by another engine (diffusion, GAN) are offered their stored picture only.
+ORIGINAL = ("original", 0)
+EXPORT_EMOJI = {
+    "png": "🖼️",
+    "transparent": "🪟",
+    "circle": "⭕",
+    "svg": "📐",
+    "gif": "👀",
+    "apng": "👀",
+    "stickers": "🗂️",
+    "pngtuber": "🎙️",
+    "original": "🖼️",
+}
+STEP_DOWN = (2048, 1024, 512, 256, 128)
 
 
 def bot_of(interaction: discord.Interaction) -> ChibifyBot:
@@ -73,6 +127,11 @@ def owner_mismatch(interaction: discord.Interaction) -> bool | None:
     return None
 
 
+def quick_language(interaction: discord.Interaction) -> str:
+    """The reader's language without touching the database (cached preference, else the locale)."""
+    return bot_of(interaction).cached_language(interaction)
+
+
 # --- delivery ---------------------------------------------------------------------------------------------
 
 
@@ -86,23 +145,47 @@ def progress_text(pending: Pending, language: str) -> str:
     return t("queued", language, position=min(known), eta=eta)
 
 
-def result_view(
-    avatars: Sequence[AvatarView], language: str, *, actions: Sequence[str] = ACTIONS
-) -> discord.ui.View:
+def progress_view(group: str, language: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    if len(avatars) > 1:
-        for index, avatar in enumerate(avatars[:4]):
-            view.add_item(AvatarButton(f"pick{index + 1}", avatar.id, language))
-        view.add_item(AvatarButton("reroll", avatars[0].id, language))
-        return view
-    for action in actions:
-        view.add_item(AvatarButton(action, avatars[0].id, language))
+    view.add_item(CancelButton(group, language))
     return view
 
 
-async def deliver_result(interaction: discord.Interaction, who: Who, pending: Pending) -> None:
-    """The interaction was deferred (ephemeral, thinking): show progress, then deliver the result (or the
-    failure) through the courier, which records the delivery in SQL. Results never depend on the token."""
+def result_view(avatars: Sequence[AvatarView], language: str, **_: Any) -> discord.ui.View:
+    """The controls under a result.
+
+    One avatar: re-roll, variations, edit, favourite, delete, then "Download as…".
+    A grid of n: open 1..n, V1..Vn (4 variations of that image), R1..Rn (a new take on that image) and a
+    new grid of n, then "Download all n as…"."""
+    view = discord.ui.View(timeout=None)
+    shown = list(avatars[:4])
+    if len(shown) > 1:
+        for index, avatar in enumerate(shown):
+            view.add_item(AvatarButton(f"pick{index + 1}", avatar.id, language, row=0))
+        for index, avatar in enumerate(shown):
+            view.add_item(AvatarButton("vary", avatar.id, language, row=1, number=index + 1))
+        for index, avatar in enumerate(shown):
+            view.add_item(AvatarButton("reroll", avatar.id, language, row=2, number=index + 1))
+        view.add_item(AvatarButton(f"again{len(shown)}", shown[0].id, language, row=2))
+        view.add_item(ExportSelect(shown, language, row=3))
+        return view
+    for action in ACTIONS:
+        view.add_item(AvatarButton(action, shown[0].id, language, row=0))
+    view.add_item(ExportSelect(shown, language, row=1))
+    return view
+
+
+async def deliver_result(
+    interaction: discord.Interaction,
+    who: Who,
+    pending: Pending,
+    *,
+    face_source: tuple[int, int] | None = None,
+) -> None:
+    """The interaction was deferred (ephemeral, thinking): show progress with a Cancel button, then deliver
+    the result (or the failure, or "cancelled") through the courier, which records the delivery in SQL.
+    ``face_source`` (channel, message) of a selfie's photo adds the "another face" select when the photo
+    showed several faces."""
     bot = bot_of(interaction)
     courier = bot.courier
     target = pending.handles[0].deliver
@@ -124,7 +207,9 @@ async def deliver_result(interaction: discord.Interaction, who: Who, pending: Pe
             if token_ok and text != last:
                 last = text
                 try:
-                    token_ok = await courier.edit_original(target, interaction, content=text)
+                    token_ok = await courier.edit_original(
+                        target, interaction, content=text, view=progress_view(target.group, who.language)
+                    )
                 except discord.HTTPException as exc:
                     log.warning("progress edit failed: %s", exc)
         late = interaction.is_expired() or not token_ok
@@ -133,12 +218,18 @@ async def deliver_result(interaction: discord.Interaction, who: Who, pending: Pe
         except ServiceStopped:
             # the bot is stopping: the jobs stay queued in SQL and are delivered after the restart
             with contextlib.suppress(discord.HTTPException):
-                await courier.edit_original(target, interaction, content=t("restarting", who.language))
+                await courier.edit_original(
+                    target, interaction, content=t("restarting", who.language), view=None
+                )
             return
         except UserError as exc:
-            await courier.send(target, Post(str(exc)), interaction=interaction, job_ids=job_ids)
+            await courier.send(target, Post(capitalised(str(exc))), interaction=interaction, job_ids=job_ids)
             return
+        bot.suggestions.forget(who.user_id)  # new avatars: the autocomplete reads them afresh
         post = await courier.result_post(outcome, who.language, late=late, mention=f"<@{who.user_id}>")
+        if face_source is not None and outcome.faces[0] > 1 and post.view is not None:
+            channel_id, message_id = face_source
+            post.view.add_item(FaceSelect(channel_id, message_id, *outcome.faces, who.language))
         await courier.send(target, post, interaction=interaction, job_ids=job_ids)
     finally:
         if not finish.done():
@@ -152,22 +243,51 @@ async def deliver_result(interaction: discord.Interaction, who: Who, pending: Pe
 
 class AvatarButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"chibify:(?P<action>reroll|vary|edit|stickers|fav|del|pick[1-4]):(?P<avatar>[A-Za-z0-9_-]{1,43})",
+    template=rf"chibify:(?P<action>reroll|vary|edit|stickers|fav|del|pick[1-4]|again[2-4]):(?P<avatar>{ID})",
 ):
-    """``chibify:<action>:<avatar id>``: re-roll, variations, edit (modal), stickers, favourite, delete, pick N."""
+    """``chibify:<action>:<avatar id>``: see the module docstring."""
 
-    def __init__(self, action: str, avatar_id: str, language: str = "en") -> None:
+    def __init__(
+        self,
+        action: str,
+        avatar_id: str,
+        language: str = "en",
+        *,
+        row: int | None = None,
+        number: int | None = None,
+    ) -> None:
+        custom_id = f"chibify:{action}:{avatar_id}"
         if action.startswith("pick"):
-            label = t("button_pick", language, n=action[4:])
             button: discord.ui.Button[Any] = discord.ui.Button(
-                label=label, style=discord.ButtonStyle.secondary, custom_id=f"chibify:{action}:{avatar_id}"
+                label=t("button_open_n", language, n=action[4:]),
+                emoji="🔍",
+                style=discord.ButtonStyle.secondary,
+                custom_id=custom_id,
+                row=row,
+            )
+        elif action.startswith("again"):
+            button = discord.ui.Button(
+                label=t("button_again", language),
+                emoji="🔁",
+                style=discord.ButtonStyle.primary,
+                custom_id=custom_id,
+                row=row,
+            )
+        elif number is not None:  # a grid's per-image V1-V4 / R1-R4
+            key = "button_vary_n" if action == "vary" else "button_reroll_n"
+            button = discord.ui.Button(
+                label=t(key, language, n=number),
+                style=discord.ButtonStyle.secondary,
+                custom_id=custom_id,
+                row=row,
             )
         else:
             button = discord.ui.Button(
                 label=t(f"button_{action}", language),
                 style=_STYLE[action],
                 emoji=_EMOJI[action],
-                custom_id=f"chibify:{action}:{avatar_id}",
+                custom_id=custom_id,
+                row=row,
             )
         super().__init__(button)
         self.action = action
@@ -184,16 +304,22 @@ class AvatarButton(
 
     async def _run(self, interaction: discord.Interaction) -> None:
         bot = bot_of(interaction)
-        mismatch = owner_mismatch(interaction)
-        who = await bot.who(interaction)
+        mismatch = owner_mismatch(interaction)  # from the message itself: no database
         if mismatch:
-            await interaction.response.send_message(t("not_yours", who.language), ephemeral=True)
+            await interaction.response.send_message(
+                t("not_yours", quick_language(interaction)), ephemeral=True
+            )
             return
+        if self.action == "edit":
+            # The modal must be the first answer; the owner is checked when it is submitted.
+            await interaction.response.send_modal(edit_modal(self.avatar_id, quick_language(interaction)))
+            return
+        who = await bot.begin(interaction)
         try:
             await self._act(interaction, who)
         except NotFoundError:
-            if mismatch is None and not interaction.response.is_done():
-                await interaction.response.send_message(t("not_yours", who.language), ephemeral=True)
+            if mismatch is None:
+                await interaction.edit_original_response(content=t("not_yours", who.language))
                 return
             raise
 
@@ -201,34 +327,23 @@ class AvatarButton(
         bot = bot_of(interaction)
         studio = bot.studio
         action, avatar_id = self.action, self.avatar_id
-        if action == "edit":
-            await studio.show(who.actor, avatar_id)  # owner check before the modal opens (no image read)
-            await interaction.response.send_modal(edit_modal(avatar_id, who.language))
-            return
         if action == "fav":
             avatar, _ = await studio.show(who.actor, avatar_id)
             view = await studio.favourite(who.actor, avatar_id, not avatar.favourite)
             key = "favourite_on" if view.favourite else "favourite_off"
-            await interaction.response.send_message(t(key, who.language, id=avatar_id), ephemeral=True)
+            await interaction.edit_original_response(content=t(key, who.language, id=avatar_id))
             return
         if action == "del":
-            await interaction.response.defer(ephemeral=True, thinking=True)
             removal = await studio.delete(who.actor, avatar_id)
+            bot.suggestions.forget(who.user_id)
             removed = await bot.courier.delete_messages(removal.messages)
             text = t("deleted", who.language, id=avatar_id)
             if removed:
                 text += t("removed_messages", who.language, count=removed)
             await interaction.edit_original_response(content=text)
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        if action == "stickers":
-            files = await studio.export(who.actor, avatar_id, "stickers")
-            data = await asyncio.to_thread(_zip, files)
-            await interaction.followup.send(
-                t("stickers_ready", who.language, id=avatar_id),
-                file=discord.File(io.BytesIO(data), f"chibify-{avatar_id}-stickers.zip"),
-                ephemeral=True,
-            )
+        if action == "stickers":  # the button of results posted by older versions
+            await send_export(interaction, who, [avatar_id], "stickers", 0)
             return
         if action.startswith("pick"):
             avatar, png = await studio.image(who.actor, avatar_id)
@@ -242,6 +357,8 @@ class AvatarButton(
         deliver = delivery_for(interaction, who)
         if action == "reroll":
             pending = await studio.submit_reroll(who.actor, avatar_id, deliver=deliver)
+        elif action.startswith("again"):
+            pending = await studio.submit_reroll(who.actor, avatar_id, count=int(action[5:]), deliver=deliver)
         else:
             pending = await studio.submit_variations(
                 who.actor, avatar_id, count=VARIATION_COUNT, deliver=deliver
@@ -249,15 +366,287 @@ class AvatarButton(
         await deliver_result(interaction, who, pending)
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return out.getvalue()
+# --- cancel ------------------------------------------------------------------------------------------------
 
 
-EDIT_MODAL_PATTERN = re.compile(r"chibify:editmodal:(?P<avatar>[A-Za-z0-9_-]{1,43})")
+class CancelButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"chibify:cancel:(?P<group>[0-9a-f]{8,40})"
+):
+    """``chibify:cancel:<request group>``: cancel every unfinished job of the request. A queued job is
+    dropped at once; a running one is stopped between steps, or thrown away when it finishes."""
+
+    def __init__(self, group: str, language: str = "en") -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=t("button_cancel", language),
+                emoji="✖️",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"chibify:cancel:{group}",
+            )
+        )
+        self.group = group
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> CancelButton:
+        return cls(match["group"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await guarded(interaction, lambda: self._run(interaction))
+
+    async def _run(self, interaction: discord.Interaction) -> None:
+        bot = bot_of(interaction)
+        await bot.defer(interaction, update=True)  # the progress message itself changes when it is done
+        language = quick_language(interaction)
+        handles = bot.jobs_of(self.group)
+        if any(h.deliver is not None and h.deliver.user_id != interaction.user.id for h in handles):
+            await interaction.followup.send(t("not_your_job", language), ephemeral=True)
+            return
+        cancelled = [h for h in handles if not h.done() and await h.cancel()]
+        if not cancelled:
+            await interaction.followup.send(t("cancel_too_late", language), ephemeral=True)
+            return
+        if self.group in bot.courier.live:
+            return  # the live delivery turns the progress message into "Cancelled" and records it
+        await finish_cancelled(interaction, handles, language)
+
+
+async def finish_cancelled(
+    interaction: discord.Interaction, handles: Sequence[JobHandle], language: str
+) -> None:
+    """No live delivery follows these jobs (the bot restarted since): wait for the cancellations to
+    settle, say so on the progress message and record the jobs as delivered, so nothing is sent later."""
+    bot = bot_of(interaction)
+    await asyncio.gather(*(h.result() for h in handles), return_exceptions=True)
+    with contextlib.suppress(discord.HTTPException):
+        await interaction.edit_original_response(content=t("cancelled", language), view=None)
+    await bot.studio.mark_delivered([h.job_id for h in handles], [])
+
+
+# --- exports -----------------------------------------------------------------------------------------------
+
+
+def export_label(fmt: str, size: int, language: str) -> str:
+    return t(f"fmt_{fmt}", language, size=size)
+
+
+class ExportSelect(
+    discord.ui.DynamicItem[discord.ui.Select[Any]],
+    template=rf"chibify:export:(?P<ids>{ID}(?:\.{ID}){{0,3}})",
+):
+    """``chibify:export:<id>[.<id>...]``: "Download as…" format x size, for one avatar or a whole grid.
+    Files stay under the chat's upload limit (``interaction.filesize_limit``): a picture too big at the
+    asked size is sent at the largest size that fits, with a note."""
+
+    def __init__(
+        self,
+        avatars: Sequence[AvatarView] | Sequence[str],
+        language: str = "en",
+        *,
+        row: int | None = None,
+    ) -> None:
+        ids = [a if isinstance(a, str) else a.id for a in avatars]
+        painted = any(not isinstance(a, str) and a.engine != "chibi" for a in avatars)
+        choices = [ORIGINAL] if painted else list(EXPORT_CHOICES)
+        options = [
+            discord.SelectOption(
+                label=export_label(fmt, size, language)[:100],
+                value=f"{fmt}:{size}",
+                emoji=EXPORT_EMOJI[fmt],
+                description=(t(f"fmt_desc_{fmt}", language) if fmt in ("pngtuber", "stickers") else None),
+            )
+            for fmt, size in choices
+        ]
+        placeholder = (
+            t("export_placeholder", language)
+            if len(ids) == 1
+            else t("export_placeholder_grid", language, count=len(ids))
+        )
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"chibify:export:{'.'.join(ids)}",
+                placeholder=placeholder,
+                options=options,
+                row=row,
+            )
+        )
+        self.ids = ids
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ExportSelect:
+        return cls(match["ids"].split("."))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async def run() -> None:
+            bot = bot_of(interaction)
+            if owner_mismatch(interaction):
+                await interaction.response.send_message(
+                    t("not_yours", quick_language(interaction)), ephemeral=True
+                )
+                return
+            who = await bot.begin(interaction)
+            data: dict[str, Any] = dict(interaction.data or {})
+            value = str((data.get("values") or [""])[0])
+            fmt, _, size_text = value.partition(":")
+            size = int(size_text) if size_text.isdigit() else 0
+            await send_export(interaction, who, self.ids, fmt, size)
+
+        await guarded(interaction, run)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.0f} MB" if size >= 2**20 else f"{size // 1024} KB"
+
+
+async def send_export(
+    interaction: discord.Interaction, who: Who, avatar_ids: Sequence[str], fmt: str, size: int
+) -> None:
+    """Export the avatars (deferred already) and send the files in the deferred response: one file per
+    avatar, or one zip for sets (stickers, PNGTuber) and for SVG/sets of a grid."""
+    from generation import exports
+
+    bot = bot_of(interaction)
+    studio = bot.studio
+    limit = interaction.filesize_limit
+    if fmt == "original":
+        files = []
+        for avatar_id in avatar_ids:
+            avatar, png = await studio.image(who.actor, avatar_id)
+            files.append((f"chibify-{avatar.id}.png", png))
+        sizes_tried: list[int] = []
+    elif fmt not in exports.FORMATS:
+        raise BadInput(t("export_unknown", who.language, format=fmt[:20]))
+    else:
+        sizes = (
+            [size] + [s for s in STEP_DOWN if s < size] if size and fmt not in exports.FIXED_SIZE else [512]
+        )
+        sizes_tried = []
+        files = []
+        for attempt in sizes:
+            sizes_tried.append(attempt)
+            files = await _export_files(studio, who, avatar_ids, fmt, attempt)
+            if sum(len(data) for _, data in files) <= limit:
+                break
+    total = sum(len(data) for _, data in files)
+    if total > limit:
+        await interaction.edit_original_response(
+            content=t("export_too_big", who.language, size=_megabytes(total), limit=_megabytes(limit))
+        )
+        return
+    what = export_label(fmt, sizes_tried[-1] if sizes_tried else 0, who.language)
+    if len(avatar_ids) == 1:
+        text = t("export_ready", who.language, what=what, id=avatar_ids[0])
+    else:
+        text = t("export_ready_grid", who.language, what=what, count=len(avatar_ids))
+    if len(sizes_tried) > 1:
+        text += "\n" + t("export_smaller", who.language, size=sizes_tried[-1], limit=_megabytes(limit))
+    await interaction.edit_original_response(
+        content=text, attachments=[discord.File(io.BytesIO(data), name) for name, data in files]
+    )
+
+
+async def _export_files(
+    studio: Any, who: Who, avatar_ids: Sequence[str], fmt: str, size: int
+) -> list[tuple[str, bytes]]:
+    """(file name, bytes) to upload: a single file as it is, several files zipped."""
+    from generation import exports
+
+    per_avatar = [await studio.export(who.actor, avatar_id, fmt, size=size) for avatar_id in avatar_ids]
+    if len(per_avatar) == 1 and len(per_avatar[0]) == 1:
+        name, data = next(iter(per_avatar[0].items()))
+        return [(name.replace("/", "-"), data)]
+    if fmt not in exports.SETS and fmt != "svg":
+        return [(name.replace("/", "-"), data) for files in per_avatar for name, data in files.items()]
+    merged = {name: data for files in per_avatar for name, data in files.items()}
+    zipped = await asyncio.to_thread(exports.to_zip, merged)
+    stem = avatar_ids[0] if len(avatar_ids) == 1 else f"{len(avatar_ids)}-avatars"
+    return [(f"chibify-{stem}-{fmt}.zip", zipped)]
+
+
+# --- another face of a selfie ------------------------------------------------------------------------------
+
+
+class FaceSelect(
+    discord.ui.DynamicItem[discord.ui.Select[Any]],
+    template=r"chibify:face:(?P<channel>[0-9]{1,20}):(?P<message>[0-9]{1,20}):(?P<count>[0-9]{1,2})",
+):
+    """``chibify:face:<channel>:<message>:<count>``: the photo is read again from the user's own message
+    (it was never kept) and face N is drawn."""
+
+    def __init__(
+        self, channel_id: int, message_id: int, count: int, used: int = 0, language: str = "en"
+    ) -> None:
+        count = max(1, min(count, 25))
+        options = [
+            discord.SelectOption(
+                label=t("face_option_used" if n == used else "face_option", language, n=n)[:100],
+                value=str(n),
+            )
+            for n in range(1, count + 1)
+        ]
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"chibify:face:{channel_id}:{message_id}:{count}",
+                placeholder=t("face_placeholder", language),
+                options=options,
+            )
+        )
+        self.channel_id, self.message_id, self.count = channel_id, message_id, count
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> FaceSelect:
+        return cls(int(match["channel"]), int(match["message"]), int(match["count"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async def run() -> None:
+            from bot.cogs.create import check_photo, photo_of
+
+            bot = bot_of(interaction)
+            if owner_mismatch(interaction):
+                await interaction.response.send_message(
+                    t("not_yours", quick_language(interaction)), ephemeral=True
+                )
+                return
+            who = await bot.begin(interaction)
+            data: dict[str, Any] = dict(interaction.data or {})
+            face = int(str((data.get("values") or ["1"])[0]))
+            try:
+                message = await bot.get_partial_messageable(self.channel_id).fetch_message(self.message_id)
+            except discord.HTTPException:
+                raise BadInput(t("photo_gone", who.language)) from None
+            photo = photo_of(message)
+            if message.author.id != interaction.user.id or photo is None:
+                raise BadInput(t("photo_gone", who.language))
+            check_photo(photo, who.language)
+            await bot.studio.admissible(who.actor)
+            raw = await photo.read()
+            in_dm = interaction.guild_id is None and isinstance(interaction.channel, discord.DMChannel)
+            prompt = message.content.strip()[:300] if in_dm else ""
+            try:
+                pending = await bot.studio.submit_selfie(
+                    who.actor,
+                    raw,
+                    prompt=prompt,
+                    face=face,
+                    deliver=delivery_for(interaction, who, public=True if in_dm else None),
+                )
+            finally:
+                del raw  # the photo is not kept
+            pending.notes.append(t("photo_not_kept", who.language))
+            await deliver_result(interaction, who, pending)
+
+        await guarded(interaction, run)
+
+
+# --- the edit modal ----------------------------------------------------------------------------------------
+
+
+EDIT_MODAL_PATTERN = re.compile(rf"chibify:editmodal:(?P<avatar>{ID})")
 
 
 def edit_modal(avatar_id: str, language: str) -> discord.ui.Modal:
@@ -294,14 +683,18 @@ async def handle_edit_modal(interaction: discord.Interaction) -> bool:
 
     async def run() -> None:
         bot = bot_of(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        who = await bot.who(interaction)
-        pending = await bot.studio.submit_edit(
-            who.actor,
-            match["avatar"],
-            prompt=modal_value(interaction, "change").strip() or None,
-            deliver=delivery_for(interaction, who),
-        )
+        who = await bot.begin(interaction)
+        try:
+            pending = await bot.studio.submit_edit(
+                who.actor,
+                match["avatar"],
+                prompt=modal_value(interaction, "change").strip() or None,
+                deliver=delivery_for(interaction, who),
+            )
+        except NotFoundError:
+            if owner_mismatch(interaction):
+                raise UserError(t("not_yours", who.language)) from None
+            raise
         await deliver_result(interaction, who, pending)
 
     await guarded(interaction, run)

@@ -106,8 +106,10 @@ def encode_png(rgba: np.ndarray, text: dict[str, str], compress_level: int = 1) 
 
 
 @lru_cache(maxsize=256)
-def _layers(spec: AvatarSpec, background: bool, eyes: tuple[str, str] | None) -> tuple[Layer, ...]:
-    return tuple(render.layers(spec, background=background, eyes=eyes))
+def _layers(
+    spec: AvatarSpec, background: bool, eyes: tuple[str, str] | None, mouth: str | None = None
+) -> tuple[Layer, ...]:
+    return tuple(render.layers(spec, background=background, eyes=eyes, mouth=mouth))
 
 
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
@@ -135,9 +137,14 @@ class ChibiEngine:
     # --- pictures ------------------------------------------------------------------------------------
 
     def layers(
-        self, spec: AvatarSpec, *, background: bool = True, eyes: tuple[str, str] | None = None
+        self,
+        spec: AvatarSpec,
+        *,
+        background: bool = True,
+        eyes: tuple[str, str] | None = None,
+        mouth: str | None = None,
     ) -> tuple[Layer, ...]:
-        return _layers(spec.resolved(), background, eyes)
+        return _layers(spec.resolved(), background, eyes, mouth)
 
     def render_svg(self, spec: AvatarSpec, *, transparent: bool = False, circle: bool = False) -> str:
         return render.document(list(self.layers(spec, background=not transparent)), circle=circle)
@@ -150,10 +157,11 @@ class ChibiEngine:
         transparent: bool = False,
         circle: bool = False,
         eyes: tuple[str, str] | None = None,
+        mouth: str | None = None,
     ) -> np.ndarray:
         if not isinstance(size, int) or not 16 <= size <= 4096:
             raise ValueError(f"size must be between 16 and 4096 pixels (got {size!r})")
-        doc = render.document(list(self.layers(spec, background=not transparent, eyes=eyes)))
+        doc = render.document(list(self.layers(spec, background=not transparent, eyes=eyes, mouth=mouth)))
         return render.rasterise(doc, size, circle=circle)
 
     def render(

@@ -46,14 +46,25 @@ class Layer:
     svg: str
 
 
-def layers(spec: AvatarSpec, *, background: bool = True, eyes: tuple[str, str] | None = None) -> list[Layer]:
+def layers(
+    spec: AvatarSpec,
+    *,
+    background: bool = True,
+    eyes: tuple[str, str] | None = None,
+    mouth: str | None = None,
+) -> list[Layer]:
     """The avatar as named layers, back to front. Each layer's SVG is self-contained (own defs).
 
-    ``eyes`` overrides the expression's eye modes (left, right), e.g. ("closed", "closed") for a blink.
+    ``eyes`` overrides the expression's eye modes (left, right), e.g. ("closed", "closed") for a blink;
+    ``mouth`` its mouth shape (e.g. "smile_open" for a talking frame; see ``face.MOUTH_HALF_WIDTH``).
     """
     c = Ctx.of(spec)
     if eyes is not None:
         c = dataclasses.replace(c, expr=dataclasses.replace(c.expr, left=eyes[0], right=eyes[1]))
+    if mouth is not None:
+        if mouth not in face.MOUTH_HALF_WIDTH:
+            raise ValueError(f"unknown mouth {mouth!r}")
+        c = dataclasses.replace(c, expr=dataclasses.replace(c.expr, mouth=mouth))
     by_slot: dict[str, list[str]] = {}
     for item in c.spec.items:
         by_slot.setdefault(catalog.item_slot(item), []).append(item)

@@ -19,7 +19,7 @@ from bot.client import ChibifyBot
 from bot.settings import Settings
 from storage import migrate
 from tests.discord.emulator import DiscordEmulator
-from tests.discord.models import InteractionHandle
+from tests.discord.models import LOADING, InteractionHandle
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -94,6 +94,15 @@ async def result_message(handle: InteractionHandle, within: float = 30.0) -> dic
     return await handle.emulator.wait_until(find, within, f"a result picture for {handle!r}")
 
 
+async def result_file(handle: InteractionHandle, within: float = 30.0) -> dict[str, Any]:
+    """The message of this interaction that carries a file (an export)."""
+
+    def find() -> dict[str, Any] | None:
+        return next((m for m in handle.messages if m.get("attachments")), None)
+
+    return await handle.emulator.wait_until(find, within, f"a file for {handle!r}")
+
+
 async def reply_text(handle: InteractionHandle, within: float = 15.0) -> str:
     """The first non-"thinking" text the bot answered with (callback message or edited original)."""
 
@@ -106,10 +115,13 @@ async def reply_text(handle: InteractionHandle, within: float = 15.0) -> str:
             if text:
                 return str(text)
         for message in handle.messages:
-            if message.get("content") and not message["content"].startswith(
-                ("In the queue", "排队中", "Drawing", "正在")
-            ):
-                return str(message["content"])
+            if message["flags"] & LOADING:
+                continue
+            text = message.get("content") or " ".join(
+                e.get("description") or "" for e in message.get("embeds") or []
+            )
+            if text and not text.startswith(("In the queue", "排队中", "Drawing", "正在")):
+                return str(text)
         return None
 
     return await handle.emulator.wait_until(find, within, f"a text reply to {handle!r}")

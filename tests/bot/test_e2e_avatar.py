@@ -30,6 +30,6 @@ async def test_avatar_defers_then_shows_image_embed_and_buttons(
     assert "Understood" in names and "Seed" in names and "Avatar id" in names
     avatar_id = next(f["value"] for f in embed["fields"] if f["name"] == "Avatar id").strip("`")
     ids = custom_ids(message)
-    for action in ("reroll", "vary", "edit", "stickers", "fav", "del"):
+    for action in ("reroll", "vary", "edit", "fav", "del", "export"):
         assert f"chibify:{action}:{avatar_id}" in ids
     assert emulator.command_syncs >= 1

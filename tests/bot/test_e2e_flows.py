@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.client import ChibifyBot
-from tests.bot.conftest import BotFactory, custom_ids, has_image, reply_text, result_message
+from tests.bot.conftest import BotFactory, custom_ids, has_image, reply_text, result_file, result_message
 from tests.discord.emulator import DiscordEmulator
 from tests.discord.models import EPHEMERAL
 
@@ -72,14 +72,16 @@ async def test_buttons_reroll_vary_fav_stickers_delete(emulator: DiscordEmulator
     assert len([c for c in custom_ids(varied) if c.startswith("chibify:pick")]) == 4
     fav = await emulator.click(emulator.alice, message["id"], f"chibify:fav:{avatar_id}")
     assert "now a favourite" in await reply_text(fav)
-    stickers = await emulator.click(emulator.alice, message["id"], f"chibify:stickers:{avatar_id}")
-    sent = await stickers.followup(0, within=30)
+    stickers = await emulator.select(
+        emulator.alice, message["id"], f"chibify:export:{avatar_id}", ["stickers:0"]
+    )
+    sent = await result_file(stickers)
     data = emulator.attachment_bytes(sent["attachments"][0])
     assert zipfile.ZipFile(io.BytesIO(data)).namelist()
     delete = await emulator.click(emulator.alice, message["id"], f"chibify:del:{avatar_id}")
     assert "Deleted" in await reply_text(delete)
     show = await emulator.slash(emulator.alice, "show", {"id": avatar_id})
-    assert "no avatar" in await reply_text(show)
+    assert "no avatar" in (await reply_text(show)).lower()
 
 
 async def test_edit_button_opens_modal_and_makes_a_child(emulator: DiscordEmulator, bot: ChibifyBot) -> None:
@@ -108,7 +110,7 @@ async def test_edit_command_with_autocomplete(emulator: DiscordEmulator, bot: Ch
     child = await result_message(h)
     assert avatar_id_of(child) != avatar_id
     nothing = await emulator.slash(emulator.bob, "edit", {})
-    assert "nothing to change" in await reply_text(nothing)
+    assert "Nothing to change" in await reply_text(nothing)
 
 
 async def test_history_pages_and_open(emulator: DiscordEmulator, bot: ChibifyBot) -> None:
@@ -125,17 +127,22 @@ async def test_history_pages_and_open(emulator: DiscordEmulator, bot: ChibifyBot
     assert "page 1 of 2" in page1["embeds"][0]["title"]
     next_id = next(c for c in custom_ids(page1) if c.startswith("chibify:hist:2:"))
     nxt = await emulator.click(carol, page1["id"], next_id)
-    await nxt.response()
-    page2 = emulator.messages[int(page1["id"])]
-    assert "page 2 of 2" in page2["embeds"][0]["title"]
+    assert (await nxt.response()).json["type"] == 6  # acknowledged at once; the page changes after
+    page2 = await emulator.wait_until(
+        lambda: (
+            "page 2 of 2" in emulator.messages[int(page1["id"])]["embeds"][0]["title"]
+            and emulator.messages[int(page1["id"])]
+        ),
+        15,
+        "page 2",
+    )
     select_id = next(c for c in custom_ids(page2) if c.startswith("chibify:open:"))
     option = next(
         o["value"] for c in page2["components"] for o in (c.get("components") or [{}])[0].get("options", [])
     )
     opened = await emulator.select(carol, page2["id"], select_id, [option])
-    req = await opened.response()
-    data = req.json.get("data") or json.loads(req.json.get("payload_json", "{}")).get("data", {})
-    assert req.files and any(f"chibify:edit:{option}" in str(data) for _ in [0])
+    shown = await result_message(opened)
+    assert f"chibify:edit:{option}" in custom_ids(shown) and shown["flags"] & EPHEMERAL
 
 
 async def test_show_delete_forget_with_confirmation(emulator: DiscordEmulator, bot: ChibifyBot) -> None:
@@ -146,11 +153,8 @@ async def test_show_delete_forget_with_confirmation(emulator: DiscordEmulator, b
     second, _ = await make_avatar(emulator, dave)
     assert "Deleted" in await reply_text(await emulator.slash(dave, "delete", {"id": second}))
     ask = await emulator.slash(dave, "forget", {})
-    await ask.response()
-    confirm = ask.callback.json["data"]
-    ids = custom_ids(confirm)
-    assert ids == ["chibify:forget:yes", "chibify:forget:no"]
-    message = await ask.original(finished=False)
+    message = await ask.original()
+    assert custom_ids(message) == ["chibify:forget:yes", "chibify:forget:no"]
     yes = await emulator.click(dave, message["id"], "chibify:forget:yes")
     await yes.response()
     report = await emulator.wait_until(
@@ -159,7 +163,7 @@ async def test_show_delete_forget_with_confirmation(emulator: DiscordEmulator, b
         "the forget report",
     )
     assert report
-    assert "no avatars" in await reply_text(await emulator.slash(dave, "show", {"id": avatar_id}))
+    assert "no avatars" in (await reply_text(await emulator.slash(dave, "show", {"id": avatar_id}))).lower()
 
 
 async def test_queue_settings_config_help(emulator: DiscordEmulator, bot: ChibifyBot) -> None:
@@ -219,7 +223,7 @@ async def test_someone_elses_avatar_is_refused_politely(emulator: DiscordEmulato
         h = await emulator.click(emulator.bob, message["id"], f"chibify:{action}:{avatar_id}")
         assert "belongs to someone else" in await reply_text(h)
     show = await emulator.slash(emulator.bob, "show", {"id": avatar_id})
-    assert "no avatar" in await reply_text(show)
+    assert "no avatar" in (await reply_text(show)).lower()
     still = await emulator.slash(emulator.alice, "show", {"id": avatar_id})
     await result_message(still)
 

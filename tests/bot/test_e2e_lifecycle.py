@@ -13,7 +13,7 @@ import pytest
 from bot.__main__ import run
 from generation.jobs import GenerationRequest
 from generation.spec import AvatarSpec
-from storage import JobStatus, Storage, migrate
+from storage import JobStatus, Storage, jobs, migrate
 from storage.jobstore import SqlJobStore
 from tests.bot.conftest import has_image, make_settings
 from tests.discord.emulator import DiscordEmulator
@@ -58,7 +58,8 @@ async def test_unfinished_job_is_delivered_after_restart_then_sigterm_stops(
 
     storage = await Storage.open(settings.resolved_database_url, settings.data_dir)
     try:
-        job = await storage.get_job_by_id(job_id)
+        async with storage.transaction() as s:
+            job = await jobs.get_job_by_id(s, job_id)
         assert job.status == JobStatus.DONE and job.avatar_id is not None
     finally:
         await storage.close()

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from bot.app import App, open_app
 from bot.client import ChibifyBot
+from storage import users
 from storage.models import Job
 from tests.bot.conftest import BotFactory, has_image, make_settings, reply_text, result_message
 from tests.discord.emulator import DiscordEmulator
@@ -48,10 +49,10 @@ def worker_paused(app: App) -> Iterator[None]:
 
 
 async def jobs_of(app: App, discord_id: int) -> list[Job]:
-    user = await app.storage.get_user(discord_id=discord_id)
-    if user is None:
-        return []
     async with app.storage.transaction() as s:
+        user = await users.get_user(s, discord_id=discord_id)
+        if user is None:
+            return []
         rows = await s.scalars(sa.select(Job).where(Job.user_id == user.id).order_by(Job.id))
         return list(rows)
 
@@ -362,8 +363,7 @@ async def test_delete_and_forget_remove_the_public_messages(
     assert int(first["id"]) not in emulator.messages
     assert int(second["id"]) in emulator.messages
     ask = await emulator.slash(user, "forget", {})
-    await ask.response()
-    question = await ask.original(finished=False)
+    question = await ask.original()  # the deferred reply becomes the question with its two buttons
     yes = await emulator.click(user, question["id"], "chibify:forget:yes")
     await yes.response()
 

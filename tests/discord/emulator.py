@@ -42,6 +42,7 @@ from tests.discord.models import (
     member_dict,
     snowflake,
 )
+from tests.discord.oauth import OAuthProvider
 from tests.discord.rest import (
     CANNOT_DM_USER,
     MISSING_ACCESS,
@@ -139,6 +140,10 @@ class DiscordEmulator:
         self.violations: list[Violation] = []
         self.unhandled: list[RecordedRequest] = []
         self.late_callbacks: list[InteractionHandle] = []
+        # What interactions say the upload limit is (``interaction.filesize_limit``); bigger uploads are
+        # refused with 413 40005 and recorded in ``oversized_uploads``.
+        self.attachment_size_limit = ATTACHMENT_SIZE_LIMIT
+        self.oversized_uploads: list[RecordedRequest] = []
         self.internal_errors: list[str] = []
         self.faults: list[Fault] = []
         # Channel id -> (status, code) answered to the bot's posts there (see refuse_posts).
@@ -148,6 +153,7 @@ class DiscordEmulator:
         self.validator = OpenAPIValidator.load()
         self.rest = RestApi(self)
         self.gateway = Gateway(self, heartbeat_interval_ms)
+        self.oauth = OAuthProvider(self)  # "Sign in with Discord" (tests/discord/oauth.py)
         self._changed = asyncio.Event()
         self._sockets: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
@@ -192,6 +198,38 @@ class DiscordEmulator:
         channel = Channel(snowflake(), 1, recipient=user)
         self.channels[channel.id] = channel
         return channel
+
+    async def create_channel(self, guild: Guild, name: str, *, nsfw: bool = False) -> Channel:
+        """A new text channel (``nsfw``: age-restricted); a connected client hears CHANNEL_CREATE."""
+        channel = Channel(snowflake(), 0, name, guild.id, position=len(guild.channels), nsfw=nsfw)
+        guild.channels.append(channel)
+        self.channels[channel.id] = channel
+        await self._announce("CHANNEL_CREATE", channel.to_dict(), guild.id)
+        return channel
+
+    async def create_thread(self, parent: Channel, name: str, *, owner: User | None = None) -> Channel:
+        """A public thread (type 11) under ``parent``; a connected client hears THREAD_CREATE."""
+        assert parent.guild_id is not None, "threads live in guild channels"
+        thread = Channel(
+            snowflake(), 11, name, parent.guild_id, recipient=owner, nsfw=parent.nsfw, parent_id=parent.id
+        )
+        self.guilds[parent.guild_id].channels.append(thread)
+        self.channels[thread.id] = thread
+        await self._announce("THREAD_CREATE", {**thread.to_dict(), "newly_created": True}, parent.guild_id)
+        return thread
+
+    def group_dm(self, owner: User, name: str = "friends") -> Channel:
+        """A group DM the bot is not in: only a user-installed app answers there (interaction context 2),
+        and the bot's own posts there are refused (403 50001)."""
+        channel = Channel(snowflake(), 3, name, recipient=owner)
+        self.channels[channel.id] = channel
+        self.refused_posts[channel.id] = (403, MISSING_ACCESS)
+        return channel
+
+    async def _announce(self, event: str, data: dict[str, Any], guild_id: int) -> None:
+        if self.gateway.by_shard.get(self.gateway.shard_for(guild_id)) is not None:
+            await self.dispatch_event(event, data, guild_id=guild_id)
+        self._notify()
 
     def application_dict(self) -> dict[str, Any]:
         return {
@@ -247,6 +285,7 @@ class DiscordEmulator:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.oauth.add_routes(app)  # before the REST catch-all: it matches in order
         app.router.add_route("*", "/api/v10/{tail:.*}", self.rest.handle)
         app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_get("/resume", self.gateway.handle)
@@ -377,11 +416,13 @@ class DiscordEmulator:
         times: int = 1,
         retry_after: float = 0.05,
         is_global: bool = False,
+        code: int = 0,
     ) -> Fault:
         """Answer the next ``times`` requests on ``route`` (a template such as
         ``"/channels/{channel_id}/messages"``) with ``status``: 429 carries ``retry_after`` and a ``Via``
-        header (discord.py retries), 5xx are retried by discord.py after 1 s, 3 s, ... of backoff."""
-        fault = Fault(route, method, status, times, retry_after, is_global)
+        header (discord.py retries), 5xx are retried by discord.py after 1 s, 3 s, ... of backoff; other
+        statuses answer ``{"code": code}`` (e.g. 400 with 40060 "already acknowledged")."""
+        fault = Fault(route, method, status, times, retry_after, is_global, code)
         self.faults.append(fault)
         return fault
 
@@ -564,7 +605,7 @@ class DiscordEmulator:
             "locale": locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
+            "attachment_size_limit": self.attachment_size_limit,
         }
         if guild is not None:
             payload.update(
@@ -575,6 +616,8 @@ class DiscordEmulator:
                 authorizing_integration_owners={"0": str(guild.id)},
                 context=0,
             )
+        elif channel.type == 3:  # a group DM: only a user-installed app is there (context 2)
+            payload.update(user=user.to_dict(), authorizing_integration_owners={"1": str(user.id)}, context=2)
         else:
             payload.update(user=user.to_dict(), authorizing_integration_owners={"0": "0"}, context=1)
         if message is not None:

@@ -59,7 +59,9 @@ class User:
 
 @dataclass
 class Channel:
-    """A guild text channel (type 0) or a DM with ``recipient`` (type 1)."""
+    """A guild text channel (type 0), a DM with ``recipient`` (type 1), a group DM owned by ``recipient``
+    (type 3, see ``DiscordEmulator.group_dm``) or a public thread under ``parent_id`` (type 11). ``nsfw``:
+    an age-restricted channel (a thread inherits its parent's)."""
 
     id: int
     type: int = 0
@@ -67,12 +69,54 @@ class Channel:
     guild_id: int | None = None
     recipient: User | None = None
     position: int = 0
+    nsfw: bool = False
+    parent_id: int | None = None
 
     @property
     def is_dm(self) -> bool:
         return self.type == 1
 
+    @property
+    def is_thread(self) -> bool:
+        return self.type in (10, 11, 12)
+
     def to_dict(self, *, with_permissions: bool = False) -> dict[str, Any]:
+        if self.type == 3:
+            assert self.recipient is not None
+            return {
+                "id": str(self.id),
+                "type": 3,
+                "recipients": [self.recipient.to_dict()],
+                "owner_id": str(self.recipient.id),
+                "name": self.name,
+                "icon": None,
+                "last_message_id": None,
+                "flags": 0,
+            }
+        if self.is_thread:
+            assert self.parent_id is not None and self.guild_id is not None
+            thread: dict[str, Any] = {
+                "id": str(self.id),
+                "type": self.type,
+                "guild_id": str(self.guild_id),
+                "parent_id": str(self.parent_id),
+                "owner_id": str(self.recipient.id) if self.recipient else "0",
+                "name": self.name,
+                "last_message_id": None,
+                "rate_limit_per_user": 0,
+                "message_count": 0,
+                "member_count": 1,
+                "flags": 0,
+                "thread_metadata": {
+                    "archived": False,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": iso_now(),
+                    "locked": False,
+                },
+            }
+            if with_permissions:
+                thread["permissions"] = ALL_PERMISSIONS
+            return thread
         if self.is_dm:
             assert self.recipient is not None
             return {
@@ -90,7 +134,7 @@ class Channel:
             "position": self.position,
             "permission_overwrites": [],
             "topic": None,
-            "nsfw": False,
+            "nsfw": self.nsfw,
             "last_message_id": None,
             "rate_limit_per_user": 0,
             "parent_id": None,
@@ -182,8 +226,8 @@ class Guild:
             "unavailable": False,
             "member_count": len(members),
             "members": [member_dict(m) for m in members],
-            "channels": [c.to_dict() for c in self.channels],
-            "threads": [],
+            "channels": [c.to_dict() for c in self.channels if not c.is_thread],
+            "threads": [c.to_dict() for c in self.channels if c.is_thread],
             "presences": [],
             "voice_states": [],
             "stage_instances": [],

@@ -77,6 +77,7 @@ class Fault:
     times: int
     retry_after: float
     is_global: bool = False
+    code: int = 0  # the JSON error code of a non-429 answer (e.g. 40060 "already acknowledged")
 
     def matches(self, method: str, route: str | None) -> bool:
         return self.times > 0 and route == self.route and (self.method is None or self.method == method)
@@ -102,6 +103,7 @@ def unknown(what: str, code: int) -> ApiError:
 
 UNKNOWN_CHANNEL, UNKNOWN_MESSAGE, UNKNOWN_WEBHOOK, UNKNOWN_INTERACTION = 10003, 10008, 10015, 10062
 UNKNOWN_COMMAND, UNKNOWN_USER = 10063, 10013
+REQUEST_TOO_LARGE = 40005  # files over the chat's upload limit (``attachment_size_limit``)
 MISSING_ACCESS, CANNOT_DM_USER, INVALID_WEBHOOK_TOKEN, ALREADY_ACKNOWLEDGED = 50001, 50007, 50027, 40060
 
 
@@ -252,13 +254,17 @@ class RestApi:
                         "global": fault.is_global,
                     }
                     return 429, body
-                return fault.status, {"message": f"{fault.status}: injected fault", "code": 0}
+                return fault.status, {"message": f"{fault.status}: injected fault", "code": fault.code}
         handler = self._routes.get((rec.method, rec.route or ""))
         if handler is None:
             self.emu.unhandled.append(rec)
             raise ApiError(404, 0, f"404: Not Found (the emulator has no route for {rec.method} {rec.path})")
         if rec.json is not None:
             self._validate(rec)
+        uploaded = sum(len(f.data) for f in rec.files)
+        if uploaded > self.emu.attachment_size_limit:  # Discord refuses files over the chat's upload limit
+            self.emu.oversized_uploads.append(rec)
+            raise ApiError(413, REQUEST_TOO_LARGE, "Request entity too large")
         return await handler(rec)
 
     def _validate(self, rec: RecordedRequest) -> None:

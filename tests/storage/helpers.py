@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import Avatar, Job, Storage, User, jobs
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def tx(
+    storage: Storage,
+    step: Callable[Concatenate[AsyncSession, P], Awaitable[T]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """Run one repository function (``storage.users``, ``guilds``, ``avatars``, ``jobs``) in a
+    transaction of its own: a unit of work of one step, committed on success."""
+    async with storage.transaction() as s:
+        return await step(s, *args, **kwargs)
 
 
 def image(n: int) -> bytes:
@@ -36,6 +54,6 @@ async def make_avatar(storage: Storage, owner: User | int, n: int = 0, **overrid
     }
     fields.update(overrides)
     job = await make_job(storage, owner, kind, request={"prompt": fields["prompt"]}, guild_id=guild_id)
-    await storage.mark_running(job.id)
+    await tx(storage, jobs.mark_running, job.id)
     avatar, _ = await storage.finish_job(job.id, image(n), **fields)
     return avatar

@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from storage import Avatar, AvatarKind, NotFound, Storage, User, avatars
+from storage import Avatar, AvatarKind, NotFound, Storage, User, avatars, jobs
 from storage.blobs import blob_key_for
 
-from .helpers import image, make_avatar, make_job
+from .helpers import image, make_avatar, make_job, tx
 
 
 async def test_create_and_get_avatar(storage: Storage, alice: User) -> None:
@@ -23,7 +23,7 @@ async def test_create_and_get_avatar(storage: Storage, alice: User) -> None:
     assert avatar.created_at.tzinfo is UTC and avatar.deleted_at is None
     assert not avatar.favourite
 
-    got = await storage.get_avatar(avatar.public_id, alice)
+    got = await tx(storage, avatars.get_avatar, avatar.public_id, alice)
     assert got.id == avatar.id
     assert got.spec == {"hair": "bob", "n": 1} and got.spec_version == 2
     assert (got.seed, got.engine, got.model, got.guild_id) == (1001, "chibi", "chibi-v1", 555)
@@ -35,7 +35,7 @@ async def test_create_and_get_avatar(storage: Storage, alice: User) -> None:
 
 async def test_seeds_use_the_full_signed_64_bit_range(storage: Storage, alice: User) -> None:
     avatar = await make_avatar(storage, alice, 1, seed=2**63 - 1)
-    assert (await storage.get_avatar(avatar.public_id, alice)).seed == 2**63 - 1
+    assert (await tx(storage, avatars.get_avatar, avatar.public_id, alice)).seed == 2**63 - 1
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ async def test_invalid_avatar_fields_store_nothing(
 ) -> None:
     with pytest.raises((ValueError, TypeError)):
         await make_avatar(storage, alice, 3, **override)
-    assert (await storage.history(alice)).total == 0
+    assert (await tx(storage, avatars.history, alice)).total == 0
     assert list(storage.blobs.keys()) == []
 
 
@@ -70,15 +70,20 @@ async def test_owner_checks(storage: Storage, alice: User, bob: User) -> None:
     child = await make_avatar(storage, alice, 2, kind="edit", parent=mine)
     errors: list[str] = []
     for call in (
-        lambda: storage.get_avatar(mine.public_id, bob),
-        lambda: storage.set_favourite(mine.public_id, bob),
-        lambda: storage.soft_delete(mine.public_id, bob),
-        lambda: storage.lineage(child.public_id, bob),
-        lambda: storage.get_avatar("doesnotexist0000", bob),
-        lambda: storage.get_avatar(mine.public_id[:-1] + ("A" if mine.public_id[-1] != "A" else "B"), alice),
-        lambda: storage.get_avatar("", alice),
-        lambda: storage.get_avatar("x" * 5000, alice),
-        lambda: storage.get_avatar(str(mine.id), alice),  # the row id is not a public id
+        lambda: tx(storage, avatars.get_avatar, mine.public_id, bob),
+        lambda: tx(storage, avatars.set_favourite, mine.public_id, bob),
+        lambda: tx(storage, avatars.soft_delete, mine.public_id, bob),
+        lambda: tx(storage, avatars.lineage, child.public_id, bob),
+        lambda: tx(storage, avatars.get_avatar, "doesnotexist0000", bob),
+        lambda: tx(
+            storage,
+            avatars.get_avatar,
+            mine.public_id[:-1] + ("A" if mine.public_id[-1] != "A" else "B"),
+            alice,
+        ),
+        lambda: tx(storage, avatars.get_avatar, "", alice),
+        lambda: tx(storage, avatars.get_avatar, "x" * 5000, alice),
+        lambda: tx(storage, avatars.get_avatar, str(mine.id), alice),  # the row id is not a public id
     ):
         with pytest.raises(NotFound) as info:
             await call()
@@ -91,12 +96,11 @@ async def test_owner_checks(storage: Storage, alice: User, bob: User) -> None:
             await make_avatar(storage, bob, 9, kind="edit", parent=parent)
 
     # Nothing of Alice's shows up in Bob's listings.
-    assert (await storage.history(bob)).total == 0
-    assert await storage.latest_avatar(bob) is None
-    assert await storage.messages_for_avatars([mine.public_id, child.public_id], bob) == []
+    assert (await tx(storage, avatars.history, bob)).total == 0
+    assert await tx(storage, avatars.latest_avatar, bob) is None
 
     # And Alice's avatar is untouched.
-    still = await storage.get_avatar(mine.public_id, alice)
+    still = await tx(storage, avatars.get_avatar, mine.public_id, alice)
     assert still.deleted_at is None and not still.favourite
 
 
@@ -107,41 +111,43 @@ async def test_history_pages_newest_first_and_stable_under_inserts(
     await make_avatar(storage, bob, 100)
     newest_first = [a.public_id for a in reversed(made)]
 
-    first = await storage.history(alice, page=1, page_size=10)
+    first = await tx(storage, avatars.history, alice, page=1, page_size=10)
     assert [a.public_id for a in first.items] == newest_first[:10]
     assert (first.total, first.pages, first.page) == (25, 3, 1)
 
     # New avatars arrive while the user is paging: page 2 of the same snapshot does not shift.
     await make_avatar(storage, alice, 200)
     await make_avatar(storage, alice, 201)
-    second = await storage.history(alice, page=2, page_size=10, snapshot=first.snapshot)
+    second = await tx(storage, avatars.history, alice, page=2, page_size=10, snapshot=first.snapshot)
     assert [a.public_id for a in second.items] == newest_first[10:20]
-    third = await storage.history(alice, page=3, page_size=10, snapshot=first.snapshot)
+    third = await tx(storage, avatars.history, alice, page=3, page_size=10, snapshot=first.snapshot)
     assert [a.public_id for a in third.items] == newest_first[20:]
     assert third.total == 25 and third.next_cursor is None
-    beyond = await storage.history(alice, page=4, page_size=10, snapshot=first.snapshot)
+    beyond = await tx(storage, avatars.history, alice, page=4, page_size=10, snapshot=first.snapshot)
     assert beyond.items == ()
 
     # A fresh listing sees the new ones.
-    fresh = await storage.history(alice, page_size=10)
+    fresh = await tx(storage, avatars.history, alice, page_size=10)
     assert fresh.total == 27 and fresh.items[0].prompt == "cat ears number 201"
 
 
 async def test_history_keyset_cursor(storage: Storage, alice: User) -> None:
     made = [await make_avatar(storage, alice, n) for n in range(7)]
     seen: list[str] = []
-    page = await storage.history(alice, page_size=3)
+    page = await tx(storage, avatars.history, alice, page_size=3)
     while True:
         seen.extend(a.public_id for a in page.items)
         assert page.total == 7
         if page.next_cursor is None:
             break
         await make_avatar(storage, alice, 100 + len(seen))  # inserts never duplicate or skip items
-        page = await storage.history(alice, cursor=page.next_cursor, page_size=3, snapshot=page.snapshot)
+        page = await tx(
+            storage, avatars.history, alice, cursor=page.next_cursor, page_size=3, snapshot=page.snapshot
+        )
     assert seen == [a.public_id for a in reversed(made)]
     # Without the snapshot the cursor still neither skips nor repeats; only the total moves on.
-    page = await storage.history(alice, page_size=4)
-    rest = await storage.history(alice, cursor=page.next_cursor, page_size=4)
+    page = await tx(storage, avatars.history, alice, page_size=4)
+    rest = await tx(storage, avatars.history, alice, cursor=page.next_cursor, page_size=4)
     assert rest.total == 7 + 2
     assert [a.id for a in page.items + tuple(rest.items)] == sorted(
         (a.id for a in page.items + tuple(rest.items)), reverse=True
@@ -150,16 +156,16 @@ async def test_history_keyset_cursor(storage: Storage, alice: User) -> None:
 
 async def test_history_favourites_and_deleted(storage: Storage, alice: User) -> None:
     made = [await make_avatar(storage, alice, n) for n in range(6)]
-    await storage.set_favourite(made[1].public_id, alice)
-    await storage.set_favourite(made[4].public_id, alice)
-    await storage.set_favourite(made[3].public_id, alice)
-    await storage.set_favourite(made[3].public_id, alice, False)
-    await storage.soft_delete(made[2].public_id, alice)
+    await tx(storage, avatars.set_favourite, made[1].public_id, alice)
+    await tx(storage, avatars.set_favourite, made[4].public_id, alice)
+    await tx(storage, avatars.set_favourite, made[3].public_id, alice)
+    await tx(storage, avatars.set_favourite, made[3].public_id, alice, False)
+    await tx(storage, avatars.soft_delete, made[2].public_id, alice)
 
-    favs = await storage.history(alice, favourites_only=True)
+    favs = await tx(storage, avatars.history, alice, favourites_only=True)
     assert [a.public_id for a in favs.items] == [made[4].public_id, made[1].public_id]
     assert favs.total == 2 and all(a.favourite for a in favs.items)
-    everything = await storage.history(alice)
+    everything = await tx(storage, avatars.history, alice)
     assert everything.total == 5
     assert made[2].public_id not in {a.public_id for a in everything.items}
 
@@ -173,24 +179,24 @@ async def test_history_argument_checks(storage: Storage, alice: User) -> None:
         {"cursor": -1},
     ):
         with pytest.raises(ValueError):
-            await storage.history(alice, **kwargs)  # type: ignore[arg-type]
-    empty = await storage.history(alice)
+            await tx(storage, avatars.history, alice, **kwargs)  # type: ignore[arg-type]
+    empty = await tx(storage, avatars.history, alice)
     assert (empty.items, empty.total, empty.pages, empty.next_cursor) == ((), 0, 1, None)
 
 
 async def test_soft_deleted_avatars_are_not_found(storage: Storage, alice: User) -> None:
     avatar = await make_avatar(storage, alice, 1)
-    deleted = await storage.soft_delete(avatar.public_id, alice)
+    deleted = await tx(storage, avatars.soft_delete, avatar.public_id, alice)
     assert deleted.deleted_at is not None and deleted.deleted_at.tzinfo is UTC
     for call in (
-        storage.get_avatar(avatar.public_id, alice),
-        storage.set_favourite(avatar.public_id, alice),
-        storage.soft_delete(avatar.public_id, alice),
-        storage.lineage(avatar.public_id, alice),
+        tx(storage, avatars.get_avatar, avatar.public_id, alice),
+        tx(storage, avatars.set_favourite, avatar.public_id, alice),
+        tx(storage, avatars.soft_delete, avatar.public_id, alice),
+        tx(storage, avatars.lineage, avatar.public_id, alice),
     ):
         with pytest.raises(NotFound):
             await call
-    assert await storage.latest_avatar(alice) is None
+    assert await tx(storage, avatars.latest_avatar, alice) is None
     # The blob stays with the row (forget_user removes both).
     assert storage.blobs.exists(avatar.blob_key)
 
@@ -202,23 +208,25 @@ async def test_lineage(storage: Storage, alice: User) -> None:
     sibling = await make_avatar(storage, alice, 4, kind="reroll", parent=root.id)
     assert edit.parent_id == root.id and variation.parent_id == edit.id
 
-    chain = await storage.lineage(variation.public_id, alice)
+    chain = await tx(storage, avatars.lineage, variation.public_id, alice)
     assert [a.public_id for a in chain] == [root.public_id, edit.public_id, variation.public_id]
-    assert [a.public_id for a in await storage.lineage(root.public_id, alice)] == [root.public_id]
-    assert [a.public_id for a in await storage.lineage(sibling.public_id, alice)] == [
+    assert [a.public_id for a in await tx(storage, avatars.lineage, root.public_id, alice)] == [
+        root.public_id
+    ]
+    assert [a.public_id for a in await tx(storage, avatars.lineage, sibling.public_id, alice)] == [
         root.public_id,
         sibling.public_id,
     ]
 
     # A deleted middle link is skipped, not a dead end.
-    await storage.soft_delete(edit.public_id, alice)
-    chain = await storage.lineage(variation.public_id, alice)
+    await tx(storage, avatars.soft_delete, edit.public_id, alice)
+    chain = await tx(storage, avatars.lineage, variation.public_id, alice)
     assert [a.public_id for a in chain] == [root.public_id, variation.public_id]
 
 
 async def test_parent_must_be_visible(storage: Storage, alice: User) -> None:
     root = await make_avatar(storage, alice, 1)
-    await storage.soft_delete(root.public_id, alice)
+    await tx(storage, avatars.soft_delete, root.public_id, alice)
     with pytest.raises(NotFound):
         await make_avatar(storage, alice, 2, kind="edit", parent=root)
     with pytest.raises(NotFound):
@@ -228,10 +236,10 @@ async def test_parent_must_be_visible(storage: Storage, alice: User) -> None:
 
 
 async def test_latest_avatar(storage: Storage, alice: User) -> None:
-    assert await storage.latest_avatar(alice) is None
+    assert await tx(storage, avatars.latest_avatar, alice) is None
     await make_avatar(storage, alice, 1)
     second = await make_avatar(storage, alice, 2)
-    latest = await storage.latest_avatar(alice)
+    latest = await tx(storage, avatars.latest_avatar, alice)
     assert latest is not None and latest.public_id == second.public_id
 
 
@@ -250,7 +258,9 @@ async def test_insert_avatar_for_a_job_is_idempotent_and_owner_checked(
     with pytest.raises(NotFound):
         async with storage.transaction() as s:
             await avatars.insert_avatar(s, owner=bob, job_id=job.id, **fields)  # type: ignore[arg-type]
-    assert (await storage.history(alice)).total == 1 and (await storage.history(bob)).total == 0
+    assert (await tx(storage, avatars.history, alice)).total == 1 and (
+        await tx(storage, avatars.history, bob)
+    ).total == 0
 
 
 async def test_database_allows_one_avatar_per_job(storage: Storage, alice: User) -> None:
@@ -298,7 +308,7 @@ async def test_nul_bytes_and_invalid_utf8_are_refused_before_sql(
 ) -> None:
     """PostgreSQL refuses NUL in text and SQLite would keep it: both refuse it the same way, up front."""
     job = await make_job(storage, alice)
-    await storage.mark_running(job.id)
+    await tx(storage, jobs.mark_running, job.id)
     with pytest.raises(ValueError, match=r"NUL byte|not valid UTF-8"):
         await storage.finish_job(job.id, image(1), **{**_RESULT, field: value})  # type: ignore[arg-type]
     assert list(storage.blobs.keys()) == []  # refused before the blob was written
@@ -308,5 +318,5 @@ async def test_nul_bytes_and_invalid_utf8_are_refused_before_sql(
     with pytest.raises(ValueError, match=r"NUL byte|not valid UTF-8"):
         async with storage.transaction() as s:
             await avatars.insert_avatar(s, owner=alice, height=1, **fields)  # type: ignore[arg-type]
-    assert (await storage.history(alice)).total == 0
-    assert (await storage.get_job_by_id(job.id)).status == "running"
+    assert (await tx(storage, avatars.history, alice)).total == 0
+    assert (await tx(storage, jobs.get_job_by_id, job.id)).status == "running"

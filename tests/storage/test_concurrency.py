@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from storage import Avatar, Storage, User
+from storage import Avatar, Storage, User, avatars, guilds, jobs, users
 from storage.blobs import blob_key_for
 
-from .helpers import image, make_avatar, make_job
+from .helpers import image, make_avatar, make_job, tx
 
 N = 60
 
@@ -29,20 +29,20 @@ async def second(db_url: str, tmp_path: Path, storage: Storage) -> AsyncIterator
 
 async def test_concurrent_get_or_create_same_user(storage: Storage, second: Storage) -> None:
     stores = (storage, second)
-    users = await asyncio.gather(
-        *(stores[i % 2].get_or_create_user(discord_id=4242) for i in range(N)),
-        *(stores[i % 2].get_or_create_user(console_name="shared") for i in range(N)),
+    rows = await asyncio.gather(
+        *(tx(stores[i % 2], users.get_or_create_user, discord_id=4242) for i in range(N)),
+        *(tx(stores[i % 2], users.get_or_create_user, console_name="shared") for i in range(N)),
     )
-    assert len({u.id for u in users[:N]}) == 1
-    assert len({u.id for u in users[N:]}) == 1
+    assert len({u.id for u in rows[:N]}) == 1
+    assert len({u.id for u in rows[N:]}) == 1
     async with storage.transaction() as s:
         assert await s.scalar(sa.select(sa.func.count()).select_from(User)) == 2
 
 
 async def test_concurrent_guild_creation(storage: Storage, second: Storage) -> None:
     stores = (storage, second)
-    guilds = await asyncio.gather(*(stores[i % 2].guild_settings(31337) for i in range(N)))
-    assert {g.id for g in guilds} == {31337}
+    rows = await asyncio.gather(*(tx(stores[i % 2], guilds.get_or_create_guild, 31337) for i in range(N)))
+    assert {g.id for g in rows} == {31337}
 
 
 async def test_concurrent_users_and_avatars_lose_nothing(storage: Storage, second: Storage) -> None:
@@ -50,45 +50,45 @@ async def test_concurrent_users_and_avatars_lose_nothing(storage: Storage, secon
 
     async def one(i: int) -> Avatar:
         st = stores[i % 2]
-        user = await st.get_or_create_user(discord_id=1000 + i % 7)
+        user = await tx(st, users.get_or_create_user, discord_id=1000 + i % 7)
         return await make_avatar(st, user, i)
 
-    avatars = await asyncio.gather(*(one(i) for i in range(N)))
-    assert len({a.id for a in avatars}) == N
-    assert len({a.public_id for a in avatars}) == N
+    made = await asyncio.gather(*(one(i) for i in range(N)))
+    assert len({a.id for a in made}) == N
+    assert len({a.public_id for a in made}) == N
     total = 0
-    for owner in {a.owner_id for a in avatars}:
-        page = await storage.history(owner, page_size=100)
+    for owner in {a.owner_id for a in made}:
+        page = await tx(storage, avatars.history, owner, page_size=100)
         total += page.total
-        assert {a.public_id for a in page.items} == {a.public_id for a in avatars if a.owner_id == owner}
+        assert {a.public_id for a in page.items} == {a.public_id for a in made if a.owner_id == owner}
     assert total == N
-    for a in avatars:
+    for a in made:
         assert await storage.read_image(a) == image(int(a.prompt.rsplit(" ", 1)[1]))
 
 
 async def test_concurrent_retries_of_one_job_make_one_avatar(storage: Storage, second: Storage) -> None:
     stores = (storage, second)
-    user = await storage.get_or_create_user(discord_id=77)
+    user = await tx(storage, users.get_or_create_user, discord_id=77)
     job = await make_job(storage, user)
-    await storage.mark_running(job.id)
+    await tx(storage, jobs.mark_running, job.id)
     results = await asyncio.gather(
         *(
             stores[i % 2].finish_job(job.id, image(i % 3), seed=1, engine="chibi", width=1, height=1)
             for i in range(N)
         )
     )
-    avatars = [avatar for avatar, _ in results]
-    assert len({a.id for a in avatars}) == 1
+    made = [avatar for avatar, _ in results]
+    assert len({a.id for a in made}) == 1
     assert {done.status for _, done in results} == {"done"}
-    assert (await storage.history(user)).total == 1
+    assert (await tx(storage, avatars.history, user)).total == 1
     # The losing attempts' different images were cleaned up; only the winner's blob is left.
-    assert set(storage.blobs.keys()) == {avatars[0].blob_key}
+    assert set(storage.blobs.keys()) == {made[0].blob_key}
 
 
 async def test_forget_racing_creates_of_the_same_image(storage: Storage) -> None:
     """Alice is forgotten while Bob stores byte-identical images: Bob's blob must survive."""
-    alice = await storage.get_or_create_user(discord_id=1)
-    bob = await storage.get_or_create_user(discord_id=2)
+    alice = await tx(storage, users.get_or_create_user, discord_id=1)
+    bob = await tx(storage, users.get_or_create_user, discord_id=2)
     await make_avatar(storage, alice, 5)
     results = await asyncio.gather(
         storage.forget_user(alice), *(make_avatar(storage, bob, 5) for _ in range(N))
@@ -96,12 +96,12 @@ async def test_forget_racing_creates_of_the_same_image(storage: Storage) -> None
     bobs = results[1:]
     assert all(isinstance(a, Avatar) for a in bobs)
     assert storage.blobs.exists(blob_key_for(image(5)))
-    assert (await storage.history(bob, page_size=100)).total == N
+    assert (await tx(storage, avatars.history, bob, page_size=100)).total == N
 
 
 async def test_gc_racing_creates(storage: Storage) -> None:
     """Even with no grace period, gc never removes a blob whose row is being written."""
-    user = await storage.get_or_create_user(discord_id=3)
+    user = await tx(storage, users.get_or_create_user, discord_id=3)
 
     async def gc_loop() -> int:
         removed = 0

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from storage import Storage
+from storage import Storage, users
 from storage.db import create_engine, is_sqlite, normalize_url, redact_url
 from storage.models import UTCDateTime, new_public_id
+
+from .helpers import tx
 
 
 @pytest.mark.parametrize(
@@ -96,13 +98,13 @@ async def test_storage_open_defaults_to_sqlite_in_the_data_dir(tmp_path: Path) -
     data = tmp_path / "odd ?#% name" / "data"
     st = await Storage.open(None, data, upgrade=True)
     try:
-        user = await st.get_or_create_user(console_name="me")
+        user = await tx(st, users.get_or_create_user, console_name="me")
         assert user.id == 1
     finally:
         await st.close()
     assert (data / "chibify.db").is_file() and (data / "blobs").is_dir()
     async with await Storage.open(None, data) as again:  # already migrated: opens without upgrade
-        assert await again.get_user(console_name="me") is not None
+        assert await tx(again, users.get_user, console_name="me") is not None
 
 
 def test_importing_storage_creates_no_engine_and_pulls_in_no_bot_code() -> None:

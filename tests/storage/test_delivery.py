@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from storage import Job, JobStatus, NotFound, Storage, User, jobs
+from storage import Avatar, Job, JobStatus, NotFound, Storage, User, avatars, jobs
 from storage.models import utcnow
 
-from .helpers import image, make_avatar, make_job
+from .helpers import image, make_avatar, make_job, tx
 
 S = JobStatus
 
@@ -23,12 +23,12 @@ async def _finished(storage: Storage, user: User, status: JobStatus, n: int, **f
     if status is S.QUEUED:
         return job
     if status is S.CANCELLED:
-        return await storage.mark_cancelled(job.id)
-    await storage.mark_running(job.id)
+        return await tx(storage, jobs.mark_cancelled, job.id)
+    await tx(storage, jobs.mark_running, job.id)
     if status is S.RUNNING:
-        return await storage.get_job_by_id(job.id)
+        return await tx(storage, jobs.get_job_by_id, job.id)
     if status is S.FAILED:
-        return await storage.mark_failed(job.id, "boom")
+        return await tx(storage, jobs.mark_failed, job.id, "boom")
     _, done = await storage.finish_job(job.id, image(n), seed=n, engine="chibi", width=1, height=1)
     return done
 
@@ -43,15 +43,15 @@ async def test_undelivered_lists_finished_jobs_with_a_user_to_tell(
     await _finished(storage, bob, S.CANCELLED, 5)
     await _finished(storage, alice, S.DONE, 6, deliver_user_id=None)  # a console job: nobody to tell
     delivered = await _finished(storage, bob, S.DONE, 7)
-    assert await storage.mark_delivered([delivered.id], [(1, 2)]) == 1
+    assert await tx(storage, jobs.mark_delivered, [delivered.id], [(1, 2)]) == 1
 
-    pending = await storage.undelivered_jobs()
+    pending = await tx(storage, jobs.undelivered)
     assert [j.id for j in pending] == [done.id, failed.id]  # oldest first
     assert pending[0].avatar_id is not None and pending[1].error == "boom"
     assert pending[0].interaction_token == "token-1"  # still there to edit the original message
 
-    assert await storage.mark_delivered([done.id, failed.id], []) == 2
-    assert await storage.undelivered_jobs() == []
+    assert await tx(storage, jobs.mark_delivered, [done.id, failed.id], []) == 2
+    assert await tx(storage, jobs.undelivered) == []
 
 
 async def test_mark_delivered_only_once_and_only_when_finished(storage: Storage, alice: User) -> None:
@@ -63,37 +63,37 @@ async def test_mark_delivered_only_once_and_only_when_finished(storage: Storage,
     before = utcnow()
 
     ids = [done.id, failed.id, cancelled.id, queued.id, running.id, 999_999]
-    assert await storage.mark_delivered(ids, [(10, 100), (10, 100), (11, 110)]) == 3
+    assert await tx(storage, jobs.mark_delivered, ids, [(10, 100), (10, 100), (11, 110)]) == 3
     for job in (done, failed, cancelled):
-        row = await storage.get_job_by_id(job.id)
+        row = await tx(storage, jobs.get_job_by_id, job.id)
         assert row.delivered_at is not None and row.delivered_at >= before
         assert row.interaction_token is None  # the credential is gone once delivered
         assert row.messages == [[10, 100], [11, 110]]
         assert row.status is job.status  # delivery never changes the outcome
     for job in (queued, running):
-        row = await storage.get_job_by_id(job.id)
+        row = await tx(storage, jobs.get_job_by_id, job.id)
         assert row.delivered_at is None and row.messages == [] and row.interaction_token is not None
 
     # Idempotent: a second delivery (a retry after a crash) changes nothing.
-    first = (await storage.get_job_by_id(done.id)).delivered_at
-    assert await storage.mark_delivered([done.id], [(12, 120)]) == 0
-    again = await storage.get_job_by_id(done.id)
+    first = (await tx(storage, jobs.get_job_by_id, done.id)).delivered_at
+    assert await tx(storage, jobs.mark_delivered, [done.id], [(12, 120)]) == 0
+    again = await tx(storage, jobs.get_job_by_id, done.id)
     assert again.delivered_at == first and again.messages == [[10, 100], [11, 110]]
-    assert await storage.mark_delivered([], [(1, 1)]) == 0
+    assert await tx(storage, jobs.mark_delivered, [], [(1, 1)]) == 0
 
 
 async def test_add_messages_keeps_them_without_delivering(storage: Storage, alice: User) -> None:
     queued = await _finished(storage, alice, S.QUEUED, 1)
     done = await _finished(storage, alice, S.DONE, 2)
-    assert await storage.add_messages([queued.id, done.id, 999_999], [(5, 50)]) == 2
-    assert await storage.add_messages([queued.id], [(5, 50), (5, 51)]) == 1  # (5, 50) not twice
-    row = await storage.get_job_by_id(queued.id)
+    assert await tx(storage, jobs.add_messages, [queued.id, done.id, 999_999], [(5, 50)]) == 2
+    assert await tx(storage, jobs.add_messages, [queued.id], [(5, 50), (5, 51)]) == 1  # (5, 50) not twice
+    row = await tx(storage, jobs.get_job_by_id, queued.id)
     assert row.messages == [[5, 50], [5, 51]] and row.delivered_at is None
     assert row.interaction_token == "token-1"
-    assert [j.id for j in await storage.undelivered_jobs()] == [done.id]
+    assert [j.id for j in await tx(storage, jobs.undelivered)] == [done.id]
     # Messages added earlier stay when the job is delivered.
-    assert await storage.mark_delivered([done.id], [(6, 60)]) == 1
-    assert (await storage.get_job_by_id(done.id)).messages == [[5, 50], [6, 60]]
+    assert await tx(storage, jobs.mark_delivered, [done.id], [(6, 60)]) == 1
+    assert (await tx(storage, jobs.get_job_by_id, done.id)).messages == [[5, 50], [6, 60]]
 
 
 @pytest.mark.parametrize(
@@ -105,10 +105,10 @@ async def test_bad_message_references_are_refused(
 ) -> None:
     job = await _finished(storage, alice, S.DONE, 1)
     with pytest.raises(ValueError):
-        await storage.add_messages([job.id], messages)  # type: ignore[arg-type]
+        await tx(storage, jobs.add_messages, [job.id], messages)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        await storage.mark_delivered([job.id], messages)  # type: ignore[arg-type]
-    row = await storage.get_job_by_id(job.id)
+        await tx(storage, jobs.mark_delivered, [job.id], messages)  # type: ignore[arg-type]
+    row = await tx(storage, jobs.get_job_by_id, job.id)
     assert row.messages == [] and row.delivered_at is None
 
 
@@ -117,44 +117,44 @@ async def test_concurrent_appends_lose_no_message(storage: Storage, alice: User)
     a = await _finished(storage, alice, S.DONE, 1)
     b = await _finished(storage, alice, S.DONE, 2)
     n = 30
-    counts = await asyncio.gather(*(storage.add_messages([a.id, b.id], [(7, 1000 + i)]) for i in range(n)))
+    counts = await asyncio.gather(
+        *(tx(storage, jobs.add_messages, [a.id, b.id], [(7, 1000 + i)]) for i in range(n))
+    )
     assert counts == [2] * n
     for job in (a, b):
-        stored = (await storage.get_job_by_id(job.id)).messages
+        stored = (await tx(storage, jobs.get_job_by_id, job.id)).messages
         assert sorted(m for _, m in stored) == [1000 + i for i in range(n)]
 
 
 async def test_concurrent_mark_delivered_has_one_winner(storage: Storage, alice: User) -> None:
     job = await _finished(storage, alice, S.DONE, 1)
-    counts = await asyncio.gather(*(storage.mark_delivered([job.id], [(8, 80 + i)]) for i in range(10)))
+    counts = await asyncio.gather(
+        *(tx(storage, jobs.mark_delivered, [job.id], [(8, 80 + i)]) for i in range(10))
+    )
     assert sorted(counts) == [0] * 9 + [1]
-    assert len((await storage.get_job_by_id(job.id)).messages) == 1
+    assert len((await tx(storage, jobs.get_job_by_id, job.id)).messages) == 1
 
 
-async def test_messages_for_avatars_are_owner_checked_and_deduplicated(
-    storage: Storage, alice: User, bob: User
-) -> None:
+async def test_messages_for_avatars_are_deduplicated(storage: Storage, alice: User, bob: User) -> None:
     one = await make_avatar(storage, alice, 1)
     two = await make_avatar(storage, alice, 2)
     other = await make_avatar(storage, alice, 3)
     bobs = await make_avatar(storage, bob, 4)
     assert one.job_id and two.job_id and other.job_id and bobs.job_id
     grid = (100, 1000)  # one message shows both avatars of the request
-    await storage.add_messages([one.job_id, two.job_id], [grid])
-    await storage.mark_delivered([one.job_id], [(100, 1001)])
-    await storage.mark_delivered([other.job_id], [(200, 2000)])
-    await storage.mark_delivered([bobs.job_id], [(300, 3000)])
+    await tx(storage, jobs.add_messages, [one.job_id, two.job_id], [grid])
+    await tx(storage, jobs.mark_delivered, [one.job_id], [(100, 1001)])
+    await tx(storage, jobs.mark_delivered, [other.job_id], [(200, 2000)])
+    await tx(storage, jobs.mark_delivered, [bobs.job_id], [(300, 3000)])
 
-    got = await storage.messages_for_avatars([one.public_id, two.public_id, one.public_id], alice)
+    got = await tx(storage, jobs.messages_for_avatars, [one.id, two.id, one.id])
     assert sorted(got) == [grid, (100, 1001)]
-    assert await storage.messages_for_avatars([two.public_id], alice) == [grid]
-    # Bob's ids count as missing for Alice, and the other way round; unknown ids are ignored.
-    assert await storage.messages_for_avatars([bobs.public_id, "no-such-id", "", "x" * 999], alice) == []
-    assert await storage.messages_for_avatars([one.public_id], bob) == []
-    assert await storage.messages_for_avatars([], alice) == []
-    # A soft-deleted avatar's messages can still be found by its owner (to retry removing them).
-    await storage.soft_delete(other.public_id, alice)
-    assert await storage.messages_for_avatars([other.public_id], alice) == [(200, 2000)]
+    assert await tx(storage, jobs.messages_for_avatars, [two.id]) == [grid]
+    assert await tx(storage, jobs.messages_for_avatars, [999_999]) == []  # unknown ids are ignored
+    assert await tx(storage, jobs.messages_for_avatars, []) == []
+    # A soft-deleted avatar's messages can still be found (to retry removing them).
+    await tx(storage, avatars.soft_delete, other.public_id, alice)
+    assert await tx(storage, jobs.messages_for_avatars, [other.id]) == [(200, 2000)]
 
     async with storage.transaction() as s:
         assert sorted(await jobs.messages_for_avatars(s, [one.id, bobs.id])) == [
@@ -166,15 +166,22 @@ async def test_messages_for_avatars_are_owner_checked_and_deduplicated(
 
 
 async def test_delete_avatar_returns_its_messages(storage: Storage, alice: User, bob: User) -> None:
+    """The studio's delete: soft-delete the owner's avatar and read its messages in one unit of work."""
+
+    async def delete(public_id: str, owner: User) -> tuple[Avatar, list[tuple[int, int]]]:
+        async with storage.transaction() as s:
+            avatar = await avatars.soft_delete(s, public_id, owner)
+            return avatar, await jobs.messages_for_avatars(s, [avatar.id])
+
     avatar = await make_avatar(storage, alice, 1)
     assert avatar.job_id is not None
-    await storage.mark_delivered([avatar.job_id], [(1, 11), (2, 22)])
+    await tx(storage, jobs.mark_delivered, [avatar.job_id], [(1, 11), (2, 22)])
     with pytest.raises(NotFound):
-        await storage.delete_avatar(avatar.public_id, bob)
-    deleted, messages = await storage.delete_avatar(avatar.public_id, alice)
+        await delete(avatar.public_id, bob)
+    deleted, messages = await delete(avatar.public_id, alice)
     assert deleted.id == avatar.id and deleted.deleted_at is not None
     assert messages == [(1, 11), (2, 22)]
     with pytest.raises(NotFound):
-        await storage.get_avatar(avatar.public_id, alice)
+        await tx(storage, avatars.get_avatar, avatar.public_id, alice)
     with pytest.raises(NotFound):  # deleting twice is "not found", like any missing avatar
-        await storage.delete_avatar(avatar.public_id, alice)
+        await delete(avatar.public_id, alice)

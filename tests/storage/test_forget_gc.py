@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from storage import NotFound, Storage, User
+from storage import NotFound, Storage, User, avatars, jobs, users
 from storage.blobs import TEMP_PREFIX, FileBlobStore, blob_key_for
 from storage.models import Avatar, Job
 
-from .helpers import image, make_avatar, make_job
+from .helpers import image, make_avatar, make_job, tx
 
 
 def _age_blob(storage: Storage, key: str, seconds: float) -> None:
@@ -47,19 +47,19 @@ async def test_forget_removes_every_row_and_blob_of_the_user(
     root = await make_avatar(storage, alice, 1)
     await make_avatar(storage, alice, 2, kind="edit", parent=root)
     job = await make_job(storage, alice, request={"prompt": "x"}, interaction_token="secret-token")
-    await storage.mark_running(job.id)
+    await tx(storage, jobs.mark_running, job.id)
     await storage.finish_job(job.id, image(3), seed=3, engine="chibi", width=1, height=1)
-    await storage.mark_delivered([job.id], [(10, 100), (10, 101)])
+    await tx(storage, jobs.mark_delivered, [job.id], [(10, 100), (10, 101)])
     assert root.job_id is not None
-    await storage.add_messages([root.job_id, job.id], [(20, 200)])
+    await tx(storage, jobs.add_messages, [root.job_id, job.id], [(20, 200)])
     await make_job(storage, alice, "selfie")
     deleted = await make_avatar(storage, alice, 4)
-    await storage.soft_delete(deleted.public_id, alice)
+    await tx(storage, avatars.soft_delete, deleted.public_id, alice)
     shared = await make_avatar(storage, alice, 5)
     bobs_copy = await make_avatar(storage, bob, 5)  # byte-identical image: same blob
     bobs_own = await make_avatar(storage, bob, 6)
     assert bobs_own.job_id is not None
-    await storage.add_messages([bobs_own.job_id], [(30, 300)])
+    await tx(storage, jobs.add_messages, [bobs_own.job_id], [(30, 300)])
     await make_job(storage, bob)
     assert shared.blob_key == bobs_copy.blob_key
 
@@ -72,23 +72,24 @@ async def test_forget_removes_every_row_and_blob_of_the_user(
     assert await _count(storage, User, id=alice.id) == 0
     assert await _count(storage, Avatar, owner_id=alice.id) == 0
     assert await _count(storage, Job, user_id=alice.id) == 0
-    assert await storage.get_user(discord_id=alice.discord_id) is None
+    assert await tx(storage, users.get_user, discord_id=alice.discord_id) is None
     for n in (1, 2, 3, 4):
         assert not storage.blobs.exists(blob_key_for(image(n)))
 
     # Bob keeps everything, including the blob he shared with Alice.
     assert storage.blobs.exists(bobs_copy.blob_key)
-    assert await storage.read_image(await storage.get_avatar(bobs_copy.public_id, bob)) == image(5)
-    assert (await storage.get_avatar(bobs_own.public_id, bob)).id == bobs_own.id
+    bobs_kept = await tx(storage, avatars.get_avatar, bobs_copy.public_id, bob)
+    assert await storage.read_image(bobs_kept) == image(5)
+    assert (await tx(storage, avatars.get_avatar, bobs_own.public_id, bob)).id == bobs_own.id
     assert await _count(storage, Job, user_id=bob.id) == 3
-    assert await storage.messages_for_avatars([bobs_own.public_id], bob) == [(30, 300)]
+    assert await tx(storage, jobs.messages_for_avatars, [bobs_own.id]) == [(30, 300)]
     assert set(storage.blobs.keys()) == {blob_key_for(image(5)), blob_key_for(image(6))}
 
     # Forgetting twice is harmless; the user id no longer works.
     again = await storage.forget_user(alice)
     assert (again.users, again.avatars, again.jobs, again.blobs, again.messages) == (0, 0, 0, 0, [])
     with pytest.raises(NotFound):
-        await storage.get_avatar(root.public_id, alice)
+        await tx(storage, avatars.get_avatar, root.public_id, alice)
 
 
 async def test_gc_removes_only_old_unreferenced_blobs(storage: Storage, alice: User) -> None:
@@ -126,7 +127,7 @@ async def test_gc_sweeps_temp_files_left_by_a_crash(storage: Storage, alice: Use
 
 async def test_soft_deleted_blobs_survive_gc(storage: Storage, alice: User) -> None:
     gone = await make_avatar(storage, alice, 1)
-    await storage.soft_delete(gone.public_id, alice)
+    await tx(storage, avatars.soft_delete, gone.public_id, alice)
     assert (await storage.gc_blobs(grace_seconds=0)).blobs == 0
     assert storage.blobs.exists(gone.blob_key)
     result = await storage.forget_user(alice)

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from storage import InvalidTransition, Job, JobStatus, NotFound, Storage, User, jobs
+from storage import InvalidTransition, Job, JobStatus, NotFound, Storage, User, avatars, jobs
 from storage.jobs import TRANSITIONS
 from storage.models import utcnow
 
-from .helpers import image, make_avatar, make_job
+from .helpers import image, make_avatar, make_job, tx
 
 S = JobStatus
 
@@ -29,10 +29,10 @@ async def _job_in(storage: Storage, user: User, status: JobStatus) -> Job:
     if status is S.QUEUED:
         return job
     if status is S.CANCELLED:
-        return await storage.mark_cancelled(job.id)
+        return await tx(storage, jobs.mark_cancelled, job.id)
     if status is S.FAILED:
-        return await storage.mark_failed(job.id, "boom")
-    job = await storage.mark_running(job.id)
+        return await tx(storage, jobs.mark_failed, job.id, "boom")
+    job = await tx(storage, jobs.mark_running, job.id)
     if status is S.DONE:
         _, job = await storage.finish_job(job.id, image(job.id), seed=1, engine="chibi", width=1, height=1)
     return job
@@ -41,13 +41,13 @@ async def _job_in(storage: Storage, user: User, status: JobStatus) -> Job:
 def _mover(storage: Storage, user: User, target: JobStatus) -> Callable[[Job], Awaitable[Job]]:
     async def move(job: Job) -> Job:
         if target is S.RUNNING:
-            return await storage.mark_running(job.id)
+            return await tx(storage, jobs.mark_running, job.id)
         if target is S.QUEUED:
-            return await storage.requeue(job.id)
+            return await tx(storage, jobs.requeue, job.id)
         if target is S.FAILED:
-            return await storage.mark_failed(job.id, "it broke")
+            return await tx(storage, jobs.mark_failed, job.id, "it broke")
         if target is S.CANCELLED:
-            return await storage.mark_cancelled(job.id)
+            return await tx(storage, jobs.mark_cancelled, job.id)
         avatar = await make_avatar(storage, user, 10_000 + job.id)
         return await _mark_done(storage, job.id, avatar.id)
 
@@ -78,7 +78,7 @@ async def test_create_job(storage: Storage, alice: User) -> None:
         None,
     )
     assert job.created_at.tzinfo is UTC and job.started_at is None and job.finished_at is None
-    got = await storage.get_job_by_id(job.id)
+    got = await tx(storage, jobs.get_job_by_id, job.id)
     assert got.token_expires_at == expires and got.deliver_user_id == alice.discord_id
     assert got.request_group == "g1" and got.messages == []
     with pytest.raises(ValueError):
@@ -140,7 +140,7 @@ async def test_transition_table(storage: Storage, alice: User, source: JobStatus
             with pytest.raises(InvalidTransition) as info:
                 await move(job)
             assert (info.value.current, info.value.target) == (source.value, target.value)
-            assert (await storage.get_job_by_id(job.id)).status is source
+            assert (await tx(storage, jobs.get_job_by_id, job.id)).status is source
 
 
 async def test_terminal_states_never_change(storage: Storage, alice: User) -> None:
@@ -154,28 +154,28 @@ async def test_terminal_states_never_change(storage: Storage, alice: User) -> No
 
 async def test_timestamps_and_attempts(storage: Storage, alice: User) -> None:
     job = await make_job(storage, alice)
-    running = await storage.mark_running(job.id)
+    running = await tx(storage, jobs.mark_running, job.id)
     assert running.started_at is not None and running.updated_at >= job.updated_at
-    requeued = await storage.requeue(job.id)
+    requeued = await tx(storage, jobs.requeue, job.id)
     assert requeued.status is S.QUEUED and requeued.attempts == 1 and requeued.started_at is None
-    await storage.mark_running(job.id)
-    requeued = await storage.requeue(job.id)
+    await tx(storage, jobs.mark_running, job.id)
+    requeued = await tx(storage, jobs.requeue, job.id)
     assert requeued.attempts == 2
-    await storage.mark_running(job.id)
-    failed = await storage.mark_failed(job.id, "x" * 5000)
+    await tx(storage, jobs.mark_running, job.id)
+    failed = await tx(storage, jobs.mark_failed, job.id, "x" * 5000)
     assert failed.finished_at is not None and failed.error is not None and len(failed.error) == 2000
 
 
 async def test_mark_done_checks_the_avatar(storage: Storage, alice: User, bob: User) -> None:
-    job = await storage.mark_running((await make_job(storage, alice)).id)
+    job = await tx(storage, jobs.mark_running, (await make_job(storage, alice)).id)
     bobs = await make_avatar(storage, bob, 1)
     with pytest.raises(NotFound):
         await _mark_done(storage, job.id, bobs.id)
     with pytest.raises(NotFound):
         await _mark_done(storage, job.id, 999_999)
-    assert (await storage.get_job_by_id(job.id)).status is S.RUNNING
+    assert (await tx(storage, jobs.get_job_by_id, job.id)).status is S.RUNNING
     with pytest.raises(NotFound):
-        await storage.mark_running(999_999)
+        await tx(storage, jobs.mark_running, 999_999)
 
 
 async def test_finish_job(storage: Storage, alice: User) -> None:
@@ -183,7 +183,7 @@ async def test_finish_job(storage: Storage, alice: User) -> None:
     parent = await make_avatar(storage, alice, 1)
     with pytest.raises(InvalidTransition):  # must be running first
         await storage.finish_job(job.id, image(2), seed=5, engine="chibi", width=2, height=2)
-    await storage.mark_running(job.id)
+    await tx(storage, jobs.mark_running, job.id)
     avatar, done = await storage.finish_job(
         job.id, image(2), seed=5, engine="chibi", width=2, height=2, parent=parent, spec={"hat": 1}
     )
@@ -201,11 +201,11 @@ async def test_finish_job_never_turns_a_failed_or_cancelled_job_into_done(
     storage: Storage, alice: User, ended: JobStatus
 ) -> None:
     """A user told "failed" (or who cancelled) never gets a success later: the result is refused."""
-    job = await storage.mark_running((await make_job(storage, alice)).id)
+    job = await tx(storage, jobs.mark_running, (await make_job(storage, alice)).id)
     if ended is S.CANCELLED:
-        await storage.mark_cancelled(job.id)
+        await tx(storage, jobs.mark_cancelled, job.id)
     else:
-        await storage.mark_failed(job.id, "storing the result failed")
+        await tx(storage, jobs.mark_failed, job.id, "storing the result failed")
     with pytest.raises(InvalidTransition) as info:
         await storage.finish_job(job.id, image(1), seed=1, engine="chibi", width=1, height=1)
     assert info.value.current == ended.value
@@ -213,9 +213,9 @@ async def test_finish_job_never_turns_a_failed_or_cancelled_job_into_done(
     avatar = await make_avatar(storage, alice, 2)
     with pytest.raises(InvalidTransition):
         await _mark_done(storage, job.id, avatar.id)
-    final = await storage.get_job_by_id(job.id)
+    final = await tx(storage, jobs.get_job_by_id, job.id)
     assert final.status is ended and final.avatar_id is None
-    assert (await storage.history(alice)).total == 1  # only the other avatar
+    assert (await tx(storage, avatars.history, alice)).total == 1  # only the other avatar
     assert not storage.blobs.exists(image_key(1))
 
 
@@ -223,18 +223,18 @@ async def test_mark_failed_is_refused_for_a_job_already_done(storage: Storage, a
     """A user told "done" is never told "failed" later, and the result stays."""
     job = await _job_in(storage, alice, S.DONE)
     with pytest.raises(InvalidTransition) as info:
-        await storage.mark_failed(job.id, "late failure")
+        await tx(storage, jobs.mark_failed, job.id, "late failure")
     assert (info.value.current, info.value.target) == ("done", "failed")
-    final = await storage.get_job_by_id(job.id)
+    final = await tx(storage, jobs.get_job_by_id, job.id)
     assert final.status is S.DONE and final.error is None and final.avatar_id == job.avatar_id
 
 
 async def test_failure_text_with_nul_bytes_is_still_recorded(storage: Storage, alice: User) -> None:
     """The error of a failure is made storable rather than refused: a failure must always be recorded."""
-    job = await storage.mark_running((await make_job(storage, alice)).id)
-    failed = await storage.mark_failed(job.id, "bad prompt 'a\x00b' \ud800")
+    job = await tx(storage, jobs.mark_running, (await make_job(storage, alice)).id)
+    failed = await tx(storage, jobs.mark_failed, job.id, "bad prompt 'a\x00b' \ud800")
     assert failed.status is S.FAILED
-    assert (await storage.get_job_by_id(job.id)).error == "bad prompt 'a\ufffdb' \ufffd"
+    assert (await tx(storage, jobs.get_job_by_id, job.id)).error == "bad prompt 'a\ufffdb' \ufffd"
 
 
 async def test_unfinished_jobs_and_counts(storage: Storage, alice: User, bob: User) -> None:
@@ -243,13 +243,13 @@ async def test_unfinished_jobs_and_counts(storage: Storage, alice: User, bob: Us
     a2 = await make_job(storage, alice, "selfie")
     a3 = await _job_in(storage, alice, S.DONE)
     a4 = await _job_in(storage, alice, S.FAILED)
-    await storage.mark_running(b1.id)
-    assert [j.id for j in await storage.unfinished_jobs()] == [a1.id, b1.id, a2.id]
+    await tx(storage, jobs.mark_running, b1.id)
+    assert [j.id for j in await tx(storage, jobs.unfinished_jobs)] == [a1.id, b1.id, a2.id]
 
     since = utcnow() - timedelta(minutes=1)
-    assert await storage.count_jobs_since(alice, since) == 4
-    assert await storage.count_jobs_since(alice, since, statuses=[S.QUEUED, S.RUNNING, S.DONE]) == 3
-    assert await storage.count_jobs_since(alice, utcnow() + timedelta(minutes=1)) == 0
+    assert await tx(storage, jobs.count_jobs_since, alice, since) == 4
+    assert await tx(storage, jobs.count_jobs_since, alice, since, statuses=[S.QUEUED, S.RUNNING, S.DONE]) == 3
+    assert await tx(storage, jobs.count_jobs_since, alice, utcnow() + timedelta(minutes=1)) == 0
     assert a3.status is S.DONE and a4.status is S.FAILED
 
 
@@ -262,8 +262,8 @@ async def test_concurrent_transitions_have_exactly_one_winner(
     avatar = await make_avatar(storage, alice, 1)
     attempts: list[Awaitable[Job]] = []
     for _ in range(8):
-        attempts.append(storage.mark_failed(job.id, "a"))
-        attempts.append(storage.mark_cancelled(job.id))
+        attempts.append(tx(storage, jobs.mark_failed, job.id, "a"))
+        attempts.append(tx(storage, jobs.mark_cancelled, job.id))
         if source is S.RUNNING:
             attempts.append(_mark_done(storage, job.id, avatar.id))
     results = await asyncio.gather(*attempts, return_exceptions=True)
@@ -271,7 +271,7 @@ async def test_concurrent_transitions_have_exactly_one_winner(
     losers = [r for r in results if not isinstance(r, Job)]
     assert len(winners) == 1, results
     assert all(isinstance(r, InvalidTransition) for r in losers), losers
-    final = await storage.get_job_by_id(job.id)
+    final = await tx(storage, jobs.get_job_by_id, job.id)
     assert final.status is winners[0].status
 
 
@@ -282,23 +282,23 @@ async def test_concurrent_mixed_transitions_form_a_legal_chain(storage: Storage,
         attempts: list[Awaitable[Job]] = []
         for _ in range(6):
             attempts += [
-                storage.mark_running(job.id),
-                storage.mark_cancelled(job.id),
-                storage.mark_failed(job.id, "x"),
+                tx(storage, jobs.mark_running, job.id),
+                tx(storage, jobs.mark_cancelled, job.id),
+                tx(storage, jobs.mark_failed, job.id, "x"),
             ]
         results = await asyncio.gather(*attempts, return_exceptions=True)
         assert all(isinstance(r, Job | InvalidTransition) for r in results), results
         won = [r.status for r in results if isinstance(r, Job)]
         terminal = [w for w in won if w.terminal]
         assert won.count(S.RUNNING) <= 1 and len(terminal) <= 1, won
-        final = (await storage.get_job_by_id(job.id)).status
+        final = (await tx(storage, jobs.get_job_by_id, job.id)).status
         assert final is (terminal[0] if terminal else S.RUNNING)
 
 
 async def test_concurrent_claims_of_queued_jobs(storage: Storage, alice: User) -> None:
     """Many workers racing to claim the same queued jobs: each job is claimed exactly once."""
     made = [await make_job(storage, alice) for _ in range(5)]
-    claims = [storage.mark_running(j.id) for j in made for _ in range(6)]
+    claims = [tx(storage, jobs.mark_running, j.id) for j in made for _ in range(6)]
     results = await asyncio.gather(*claims, return_exceptions=True)
     claimed = sorted(r.id for r in results if isinstance(r, Job))
     assert claimed == sorted(j.id for j in made)

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from storage import Job, Storage, User
+from storage import Job, Storage, User, jobs
 from storage.jobstore import SqlJobStore, delivery_of
+
+from .helpers import tx
 
 EXPIRES = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -44,7 +46,7 @@ async def _user_count(storage: Storage) -> int:
 async def test_delivery_goes_into_columns_and_comes_back(storage: Storage) -> None:
     store = SqlJobStore(storage)
     job_id = await store.create({"prompt": "cat"}, "discord:555", kind="prompt", deliver=_deliver())
-    job = await storage.get_job_by_id(job_id)
+    job = await tx(storage, jobs.get_job_by_id, job_id)
     assert (job.request_group, job.deliver_user_id, job.channel_id, job.guild_id) == (
         "req-1",
         111_111_111_111_111_111,
@@ -61,25 +63,27 @@ async def test_delivery_goes_into_columns_and_comes_back(storage: Storage) -> No
     assert recovered.deliver == _deliver()
 
     # Once delivered, the token is gone from the row and from what comes back.
-    await storage.mark_running(job_id)
-    await storage.mark_failed(job_id, "boom")
-    await storage.mark_delivered([job_id], [(222, 9)])
+    await tx(storage, jobs.mark_running, job_id)
+    await tx(storage, jobs.mark_failed, job_id, "boom")
+    await tx(storage, jobs.mark_delivered, [job_id], [(222, 9)])
     expected = _deliver()
     del expected["interaction_token"]
-    assert delivery_of(await storage.get_job_by_id(job_id)) == expected
+    assert delivery_of(await tx(storage, jobs.get_job_by_id, job_id)) == expected
 
 
 async def test_console_jobs_have_no_delivery(storage: Storage) -> None:
     store = SqlJobStore(storage)
     job_id = await store.create({"prompt": "cat"}, "console:me", kind="prompt", deliver=None)
-    job = await storage.get_job_by_id(job_id)
+    job = await tx(storage, jobs.get_job_by_id, job_id)
     assert job.deliver_user_id is None and job.request_group is None and "deliver" not in job.request
     assert delivery_of(job) is None
     # A Delivery without user (console) keeps its group, and None values are left out.
     nobody = _deliver(
         user_id=None, channel_id=None, guild_id=None, interaction_token=None, token_expires_at=None
     )
-    job = await storage.get_job_by_id(await store.create({}, "console:me", kind="prompt", deliver=nobody))
+    job = await tx(
+        storage, jobs.get_job_by_id, await store.create({}, "console:me", kind="prompt", deliver=nobody)
+    )
     assert job.deliver_user_id is None and job.request_group == "req-1"
     assert delivery_of(job) == {"group": "req-1", "public": True, "language": "zh", "application_id": 444}
 
@@ -129,6 +133,6 @@ async def test_old_style_deliver_dicts_still_work(storage: Storage) -> None:
     job_id = await store.create(
         {}, "discord:5", kind="prompt", deliver={"channel_id": 7, "token_expires_at": later}
     )
-    job = await storage.get_job_by_id(job_id)
+    job = await tx(storage, jobs.get_job_by_id, job_id)
     assert job.channel_id == 7 and job.token_expires_at == later and job.request_group is None
     assert delivery_of(job) == {"channel_id": 7, "token_expires_at": later.isoformat()}

@@ -1,0 +1,183 @@
+"""Where batches run: the small interface the generation service drives, and its local implementation.
+
+The service decides *what* runs next (fair queue, batches, admission); a :class:`WorkerPool` decides
+*where*. Two implementations:
+
+* :class:`LocalPool` (the embedded default): one engine process on this machine behind a
+  :class:`~generation.supervisor.Supervisor`; one batch at a time (``serial``), the service awaiting each
+  and deciding what a crash or a timeout means for its jobs.
+* :class:`generation.broker.pool.NatsPool`: any number of ``chibify worker`` processes on any machines,
+  reached through NATS JetStream; many batches in flight, each published only when a worker is free.
+
+The service calls ``attach`` once (its hooks and limits), ``start``, then ``room(engine)`` before it takes
+a batch and ``run_batch`` for each; ``cancel`` reaches the engine; ``workers`` lists who draws.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from generation.jobs import BatchUpdate, EngineSpec, ItemOutcome, RunBatch, WorkerInfo
+from generation.supervisor import BatchReport, Supervisor, WorkerFactory
+
+__all__ = ["BatchListener", "LocalPool", "PoolHooks", "PoolLimits", "WorkerPool"]
+
+
+class BatchListener(Protocol):
+    """What a pool tells the service about one batch while it runs."""
+
+    def update(self, message: BatchUpdate) -> None:
+        """:class:`~generation.jobs.ItemsStarted` or :class:`~generation.jobs.BatchProgress`."""
+
+    def outcome(self, outcome: ItemOutcome, run_s: float) -> Awaitable[None]:
+        """One job's outcome as soon as it is known; the awaitable is done once the store recorded it."""
+
+
+class PoolHooks(Protocol):
+    """What a pool may ask of the service at any time."""
+
+    def wake(self) -> None:
+        """Room may have appeared, or the set of engines served changed."""
+
+    def orphan(self, outcome: ItemOutcome, run_s: float) -> Awaitable[None]:
+        """An outcome for a job this service does not track (a late duplicate, or a job of an earlier
+        run): record it in the store as it is, or find the store has the job finished already."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    job_timeout_s: float
+    max_attempts: int
+    max_batch: int
+
+
+class WorkerPool(Protocol):
+    @property
+    def serial(self) -> bool:
+        """True: one batch at a time, and :meth:`run_batch` reports crashes and timeouts for the service
+        to handle (retry alone, fail). False: many batches in flight; workers handle crashes and deadlines."""
+
+    @property
+    def shared(self) -> bool:
+        """True: other processes share these workers and the job store (caps are counted in the store)."""
+
+    @property
+    def owner(self) -> str | None:
+        """A name this process's jobs are tagged with in the store (None: jobs are not tagged)."""
+
+    @property
+    def keeps_results(self) -> bool:
+        """True: results of jobs in flight when this process stops reach it after its restart."""
+
+    def attach(self, hooks: PoolHooks, limits: PoolLimits) -> None: ...
+    async def start(self) -> None: ...
+    async def stop(self, timeout_s: float) -> None: ...
+    def room(self, engine: str) -> bool: ...
+    def serves(self, engine: str) -> bool: ...
+    async def run_batch(
+        self, batch: RunBatch, listener: BatchListener, *, resend: bool = True
+    ) -> BatchReport: ...
+    async def cancel(self, job_ids: Sequence[int]) -> None: ...
+    async def locate(self, job_id: int, engine: str) -> bool: ...
+    def workers(self) -> list[WorkerInfo]: ...
+
+
+class LocalPool:
+    """One engine process on this machine (see :mod:`generation.supervisor`)."""
+
+    serial = True
+    shared = False
+    owner: str | None = None
+    keeps_results = False
+
+    def __init__(
+        self,
+        engines: Sequence[EngineSpec],
+        *,
+        worker_factory: WorkerFactory | None = None,
+        start_timeout_s: float = 120.0,
+        on_replace: Callable[[], None] | None = None,
+    ) -> None:
+        self._specs = tuple(engines)
+        self._names = frozenset(s.name for s in self._specs)
+        self._factory = worker_factory
+        self._start_timeout_s = start_timeout_s
+        self._on_replace = on_replace
+        self._supervisor: Supervisor | None = None
+        self._limits = PoolLimits(job_timeout_s=60.0, max_attempts=2, max_batch=4)
+        self._served = 0
+        self._started_at = time.time()
+        self._host = socket.gethostname()
+
+    @property
+    def pid(self) -> int | None:
+        return self._supervisor.pid if self._supervisor is not None else None
+
+    def attach(self, hooks: PoolHooks, limits: PoolLimits) -> None:
+        self._limits = limits
+
+    async def start(self) -> None:
+        self._supervisor = Supervisor(
+            self._specs,
+            job_timeout_s=self._limits.job_timeout_s,
+            worker_factory=self._factory,
+            start_timeout_s=self._start_timeout_s,
+            on_replace=self._on_replace,
+        )
+        self._started_at = time.time()
+        await self._supervisor.start()
+
+    async def stop(self, timeout_s: float) -> None:
+        if self._supervisor is not None:
+            await self._supervisor.stop(timeout_s)
+
+    async def kill(self) -> None:
+        """Kill the engine process now (a batch cut off by a drain)."""
+        if self._supervisor is not None:
+            await self._supervisor.kill()
+
+    def room(self, engine: str) -> bool:
+        return True  # serial: the service awaits each batch before it asks again
+
+    def serves(self, engine: str) -> bool:
+        return engine in self._names
+
+    async def run_batch(
+        self, batch: RunBatch, listener: BatchListener, *, resend: bool = True
+    ) -> BatchReport:
+        assert self._supervisor is not None, "start() first"
+        report = await self._supervisor.run(batch, listener.update)
+        if not report.lost:
+            self._served += len(report.outcomes)
+        return report
+
+    async def cancel(self, job_ids: Sequence[int]) -> None:
+        if self._supervisor is not None:
+            await self._supervisor.cancel(job_ids)
+
+    async def locate(self, job_id: int, engine: str) -> bool:
+        return False  # nothing outlives this process's worker
+
+    def workers(self) -> list[WorkerInfo]:
+        sup = self._supervisor
+        if sup is None:
+            return []
+        return [
+            WorkerInfo(
+                worker_id="local",
+                host=self._host,
+                pid=sup.pid if sup.pid is not None else os.getpid(),
+                engines=tuple(sup.engines),
+                models=tuple(sup.models),
+                state="busy" if sup.busy else "idle",
+                jobs_served=self._served,
+                last_seen=time.time(),
+                max_batch=self._limits.max_batch,
+                started_at=self._started_at,
+            )
+        ]
