@@ -149,6 +149,26 @@ class AvatarView:
     created: datetime
     blob_key: str
 
+    @classmethod
+    def from_row(cls, avatar: Avatar, *, parent: str | None, owner: str) -> AvatarView:
+        """The view of a stored avatar row; ``parent`` is the parent's public id, ``owner`` the user key."""
+        return cls(
+            id=avatar.public_id,
+            owner=owner,
+            kind=str(avatar.kind),
+            prompt=avatar.prompt,
+            spec=dict(avatar.spec or {}),
+            seed=int(avatar.seed),
+            engine=avatar.engine,
+            model=avatar.model,
+            parent=parent,
+            width=avatar.width,
+            height=avatar.height,
+            favourite=avatar.favourite,
+            created=avatar.created_at,
+            blob_key=avatar.blob_key,
+        )
+
     def to_json(self, image_path: str | None = None) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -765,22 +785,7 @@ class Studio:
             parent = await avatars.get_avatar_by_id(s, avatar.parent_id)
             parent_public = parent.public_id if parent is not None else None
         owner = await self._owner_label(s, avatar.owner_id)
-        return AvatarView(
-            id=avatar.public_id,
-            owner=owner,
-            kind=str(avatar.kind),
-            prompt=avatar.prompt,
-            spec=dict(avatar.spec or {}),
-            seed=int(avatar.seed),
-            engine=avatar.engine,
-            model=avatar.model,
-            parent=parent_public,
-            width=avatar.width,
-            height=avatar.height,
-            favourite=avatar.favourite,
-            created=avatar.created_at,
-            blob_key=avatar.blob_key,
-        )
+        return AvatarView.from_row(avatar, parent=parent_public, owner=owner)
 
     async def _owner_label(self, s: AsyncSession, user_id: int) -> str:
         for key, uid in self._user_ids.items():

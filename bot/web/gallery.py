@@ -14,7 +14,7 @@ from bot.errors import BadInput, NotFoundError
 from bot.studio import Actor, AvatarView, Studio, check_text
 from generation.edits import resolve
 from generation.spec import SpecError
-from storage import Avatar, NotFound, users
+from storage import NotFound, users
 from storage import gallery as queries
 
 PAGE_SIZE = 12
@@ -38,25 +38,6 @@ class TreeNode:
     avatar: AvatarView
     current: bool = False
     children: list[TreeNode] = field(default_factory=list)
-
-
-def view_of(avatar: Avatar, parent: str | None, owner: str) -> AvatarView:
-    return AvatarView(
-        id=avatar.public_id,
-        owner=owner,
-        kind=str(avatar.kind),
-        prompt=avatar.prompt,
-        spec=dict(avatar.spec or {}),
-        seed=int(avatar.seed),
-        engine=avatar.engine,
-        model=avatar.model,
-        parent=parent,
-        width=avatar.width,
-        height=avatar.height,
-        favourite=avatar.favourite,
-        created=avatar.created_at,
-        blob_key=avatar.blob_key,
-    )
 
 
 def items_named(query: str) -> list[str]:
@@ -110,7 +91,9 @@ class Gallery:
             )
         if page > found.pages and found.total:
             raise BadInput(f"page {page} does not exist.", f"There are {found.pages} pages.")
-        items = [view_of(r.avatar, r.parent_public_id, actor.key) for r in found.rows]
+        items = [
+            AvatarView.from_row(r.avatar, parent=r.parent_public_id, owner=actor.key) for r in found.rows
+        ]
         return GalleryView(items, page, found.pages, found.total, found.snapshot, query, favourites)
 
     async def tree(self, actor: Actor, avatar_id: str) -> list[TreeNode]:
@@ -139,7 +122,8 @@ class Gallery:
             parent = shown_parent(m.parent_id)
             parent_public = by_id[parent].avatar.public_id if parent is not None else None
             nodes[m.avatar.id] = TreeNode(
-                view_of(m.avatar, parent_public, actor.key), current=m.avatar.public_id == avatar_id
+                AvatarView.from_row(m.avatar, parent=parent_public, owner=actor.key),
+                current=m.avatar.public_id == avatar_id,
             )
         roots: list[TreeNode] = []
         for m in members:
