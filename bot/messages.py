@@ -98,6 +98,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "queue_empty": ("You have nothing in the queue.", "你没有排队中的任务。"),
     "queue_line": ("{n}. position {position}{eta}", "{n}. 第 {position} 位{eta}"),
     "queue_running": ("{n}. drawing now", "{n}. 正在绘制"),
+    "queue_workers": ("Workers ({count}):", "绘图进程（{count}）："),
+    "queue_worker": (
+        "`{id}` on {host}: {engines}; {state}; {served} done; seen {age}",
+        "`{id}`（{host}）：{engines}；{state}；已完成 {served} 个；{age}在线",
+    ),
+    "queue_no_workers": (
+        "No worker is connected: pictures wait until one is.",
+        "没有连接的绘图进程：图片会等到有进程连接后再画。",
+    ),
+    "worker_idle": ("idle", "空闲"),
+    "worker_busy": ("busy", "忙碌"),
+    "worker_starting": ("starting", "启动中"),
+    "worker_stopping": ("stopping", "停止中"),
+    "seen_now": ("just now", "刚刚"),
+    "seen_ago": ("{seconds} s ago", "{seconds} 秒前"),
     "settings_now": (
         "Language: {language}. Results: {visibility}.",
         "语言：{language}。结果：{visibility}。",

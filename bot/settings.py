@@ -93,7 +93,7 @@ class Settings(BaseSettings):
         description="Prefix of the broker's streams and subjects (two deployments can share one NATS).",
     )
     broker_ack_wait_s: float = Field(
-        30.0,
+        10.0,
         ge=1.0,
         le=3600.0,
         description="A job whose worker sends no heartbeat for this long goes to another worker (seconds).",

@@ -220,11 +220,11 @@ class SyntheticEngine:
     ``RuntimeError("cancelled")``."""
 
     def __init__(self, per_batch_s: float = 0.05, per_item_s: float = 0.01, steps: int = 4) -> None:
-        if per_batch_s < 0 or per_item_s < 0:
-            raise ValueError("costs must not be negative")
         self.per_batch_s = float(per_batch_s)
         self.per_item_s = float(per_item_s)
         self.steps = max(1, int(steps))
+        if self.per_batch_s < 0 or self.per_item_s < 0:
+            raise ValueError("costs must not be negative")
         self._cancel = threading.Event()
 
     def cancel(self) -> None:

@@ -76,8 +76,17 @@ class WorkerPool(Protocol):
 
     def attach(self, hooks: PoolHooks, limits: PoolLimits) -> None: ...
     async def start(self) -> None: ...
+    def begin(self) -> None:
+        """The service recovered its jobs (and adopted those the workers still have): results may flow."""
+
     async def stop(self, timeout_s: float) -> None: ...
     def room(self, engine: str) -> bool: ...
+    def reserve(self, engine: str, jobs: int) -> None:
+        """The service took a batch of ``jobs`` for this engine (room is taken at once, before any
+        await); the batch's :meth:`run_batch` uses the reservation for the jobs it is given, and
+        :meth:`release` gives back the rest."""
+
+    def release(self, engine: str, jobs: int) -> None: ...
     def serves(self, engine: str) -> bool: ...
     async def run_batch(
         self, batch: RunBatch, listener: BatchListener, *, resend: bool = True
@@ -132,6 +141,9 @@ class LocalPool:
         self._started_at = time.time()
         await self._supervisor.start()
 
+    def begin(self) -> None:
+        pass
+
     async def stop(self, timeout_s: float) -> None:
         if self._supervisor is not None:
             await self._supervisor.stop(timeout_s)
@@ -143,6 +155,12 @@ class LocalPool:
 
     def room(self, engine: str) -> bool:
         return True  # serial: the service awaits each batch before it asks again
+
+    def reserve(self, engine: str, jobs: int) -> None:
+        pass
+
+    def release(self, engine: str, jobs: int) -> None:
+        pass
 
     def serves(self, engine: str) -> bool:
         return engine in self._names

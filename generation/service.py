@@ -210,6 +210,17 @@ class JobHandle:
             self._changed.clear()
             await self._changed.wait()
 
+    @property
+    def message(self) -> str:
+        """The latest note about the job for the user ("no worker serves 'diffusion' yet", "retrying"),
+        or "" (none, or the job moved on since)."""
+        for event in reversed(self._history):
+            if event.kind in ("started", "step") or event.final:
+                return ""
+            if event.message:
+                return event.message
+        return ""
+
     def position(self) -> int | None:
         """How many jobs run before this one (0 while it runs); None once finished."""
         return self._owner.position_of(self.job_id)
@@ -245,9 +256,10 @@ class JobHandle:
 class _Listener:
     """The service's ear on one batch (see :class:`generation.pool.BatchListener`)."""
 
-    def __init__(self, service: GenerationService, jobs: dict[int, _Job]) -> None:
+    def __init__(self, service: GenerationService, jobs: dict[int, _Job], *, recorded: asyncio.Event) -> None:
         self._service = service
         self._jobs = jobs
+        self._recorded = recorded  # set once the store has the batch's jobs running
         self.in_engine: tuple[int, ...] | None = None
         self._finishing: asyncio.Lock = asyncio.Lock()
 
@@ -265,6 +277,7 @@ class _Listener:
         return asyncio.ensure_future(self._finish(outcome, run_s))
 
     async def _finish(self, outcome: ItemOutcome, run_s: float) -> None:
+        await self._recorded.wait()  # a result is stored only after "running" is
         job = self._jobs.get(outcome.job_id)
         if job is None or job.state in ("finishing", "finished"):
             await self._service.orphan(outcome, run_s)
@@ -391,6 +404,7 @@ class GenerationService:
         except BaseException:
             await self._pool.stop(1.0)
             raise
+        self._pool.begin()
         self._accepting = True
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="generation-dispatcher")
         self._wake.set()
@@ -794,16 +808,19 @@ class GenerationService:
             if self._pool.serial:
                 await self._guarded_batch(batch)
             else:
-                self._spawn_batch(batch)
+                self._pool.reserve(head.request.engine, len(batch))  # before any await: the next peek sees it
+                self._spawn_batch(batch, reserved=True)
 
-    def _spawn_batch(self, batch: list[_Job], *, resend: bool = True) -> None:
-        task = asyncio.create_task(self._guarded_batch(batch, resend=resend), name="generation-batch")
+    def _spawn_batch(self, batch: list[_Job], *, resend: bool = True, reserved: bool = False) -> None:
+        task = asyncio.create_task(
+            self._guarded_batch(batch, resend=resend, reserved=reserved), name="generation-batch"
+        )
         self._batch_tasks.add(task)
         task.add_done_callback(self._batch_tasks.discard)
 
-    async def _guarded_batch(self, batch: list[_Job], *, resend: bool = True) -> None:
+    async def _guarded_batch(self, batch: list[_Job], *, resend: bool = True, reserved: bool = False) -> None:
         try:
-            await self._run_batch(batch, resend=resend)
+            await self._run_batch(batch, resend=resend, reserved=reserved)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -812,22 +829,31 @@ class GenerationService:
                 if job.state in ("starting", "running"):
                     await self._finish_failed(job, "something went wrong in the generator")
 
-    async def _run_batch(self, batch: list[_Job], *, resend: bool = True) -> None:
+    async def _run_batch(self, batch: list[_Job], *, resend: bool = True, reserved: bool = False) -> None:
+        handed = [False]
+        try:
+            await self._run_batch_inner(batch, resend=resend, reserved=reserved, handed=handed)
+        except BaseException:
+            if reserved and not handed[0]:
+                self._pool.release(batch[0].request.engine, len(batch))
+            raise
+
+    async def _run_batch_inner(
+        self, batch: list[_Job], *, resend: bool, reserved: bool, handed: list[bool]
+    ) -> None:
+        """Record the batch's jobs running and hand the batch to the pool. The local worker gets it once
+        the store has them running. Remote workers get it at once (the jobs are published, then recorded
+        running while a worker draws them; their results wait for that record): a batch leaves the moment
+        a worker is free, and no other bot's batch slips in ahead of it meanwhile."""
         batch_id = next(self._batch_ids)
+        remote = not self._pool.serial and resend
         runnable: list[_Job] = []
         for job in batch:
-            if resend:
+            if resend and not remote:
                 try:
                     await self._book.retrying("mark_running", job.job_id, done_when="running")
                 except Exception as exc:
-                    # e.g. the user deleted their data or cancelled meanwhile: that job cannot run, the rest can.
-                    log.warning("job %d could not start: %s", job.job_id, describe_error(exc))
-                    job.state = "running"
-                    recorded = recorded_status(exc)
-                    if recorded is not None:
-                        await self._settle_as_recorded(job, recorded, "it could not be started")
-                    else:
-                        await self._finish_failed(job, "it could not be started")
+                    await self._could_not_start(job, exc)
                     continue
             job.state = "running"
             job.attempts += 1
@@ -835,6 +861,10 @@ class GenerationService:
                 await self._finish_cancelled(job)
                 continue
             runnable.append(job)
+        if reserved:
+            handed[0] = True
+            if len(runnable) < len(batch):  # the pool counts only the jobs it is given
+                self._pool.release(batch[0].request.engine, len(batch) - len(runnable))
         if not runnable:
             return
         now = time.monotonic()
@@ -851,10 +881,29 @@ class GenerationService:
         self.metrics.batch_size.observe(len(runnable))
         self.metrics.running.set(len(self._running))
         by_id = {job.job_id: job for job in runnable}
-        listener = _Listener(self, by_id)
+        marked = asyncio.Event()
+        listener = _Listener(self, by_id, recorded=marked)
         items = tuple((job.job_id, job.request) for job in runnable)
+        handed[0] = True
         try:
-            report = await self._pool.run_batch(RunBatch(batch_id, items), listener, resend=resend)
+            run = asyncio.ensure_future(
+                self._pool.run_batch(RunBatch(batch_id, items), listener, resend=resend)
+            )
+            try:
+                if remote:
+                    for job in runnable:
+                        try:
+                            await self._book.retrying("mark_running", job.job_id, done_when="running")
+                        except Exception as exc:
+                            await self._pool.cancel([job.job_id])  # the worker skips it or drops it
+                            if job.state not in ("finishing", "finished"):
+                                await self._could_not_start(job, exc)
+            except BaseException:
+                run.cancel()
+                raise
+            finally:
+                marked.set()
+            report = await run
         finally:
             self._batches_in_flight -= 1
             if not self._batches_in_flight:
@@ -874,6 +923,16 @@ class GenerationService:
             task = asyncio.create_task(self._finish_batch(by_id, report), name=f"finish-batch-{batch_id}")
             self._finishers.add(task)
             task.add_done_callback(self._finishers.discard)
+
+    async def _could_not_start(self, job: _Job, exc: BaseException) -> None:
+        # e.g. the user deleted their data or cancelled meanwhile: that job cannot run, the rest can.
+        log.warning("job %d could not start: %s", job.job_id, describe_error(exc))
+        job.state = "running"
+        recorded = recorded_status(exc)
+        if recorded is not None:
+            await self._settle_as_recorded(job, recorded, "it could not be started")
+        else:
+            await self._finish_failed(job, "it could not be started")
 
     async def _after_timeout(self, batch: list[_Job], hung_call: tuple[int, ...] | None) -> None:
         """The batch passed its deadline. The jobs of the engine call that hung are the suspects (all of

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -13,9 +14,35 @@ from bot.errors import UserError
 from bot.i18n import t
 from bot.render import EMBED_COLOUR
 from bot.studio import channel_list
+from generation.engines import USER_ENGINES
 
 if TYPE_CHECKING:
     from bot.client import ChibifyBot
+    from generation.service import GenerationService
+
+
+def workers_text(service: GenerationService | None, language: str) -> str:
+    """The live workers, one line each: who draws, what, and whether they are busy."""
+    workers = service.workers() if service is not None else []
+    if not workers:
+        return t("queue_no_workers", language)
+    now = time.time()
+    lines = [t("queue_workers", language, count=len(workers))]
+    for w in workers[:15]:
+        age = max(0, round(now - w.last_seen))
+        lines.append(
+            t(
+                "queue_worker",
+                language,
+                id=w.worker_id,
+                host=w.host,
+                engines=", ".join(w.engines),
+                state=t(f"worker_{w.state}", language),
+                served=w.jobs_served,
+                age=t("seen_now", language) if age < 2 else t("seen_ago", language, seconds=age),
+            )
+        )
+    return "\n".join(lines)
 
 
 class Admin(commands.Cog):
@@ -38,7 +65,8 @@ class Admin(commands.Cog):
                     eta_text = t("eta", who.language, eta=f"{eta:.0f}") if eta else ""
                     lines.append(t("queue_line", who.language, n=n, position=position, eta=eta_text))
         text = "\n".join(lines) or t("queue_empty", who.language)
-        await interaction.edit_original_response(content=text)
+        text += "\n\n" + workers_text(self.bot.app.service, who.language)
+        await interaction.edit_original_response(content=text[:2000])
 
     @app_commands.command(name=_("settings"), description=_("Your language and privacy settings"))
     @app_commands.describe(
@@ -102,11 +130,7 @@ class Admin(commands.Cog):
             app_commands.Choice(name=_("standard"), value="standard"),
             app_commands.Choice(name=_("off"), value="off"),
         ],
-        engine=[
-            app_commands.Choice(name="chibi", value="chibi"),
-            app_commands.Choice(name="diffusion", value="diffusion"),
-            app_commands.Choice(name="gan", value="gan"),
-        ],
+        engine=[app_commands.Choice(name=name, value=name) for name in USER_ENGINES],
     )
     async def config(
         self,

@@ -29,6 +29,7 @@ from bot.messages import capitalised
 from bot.views.results import FaceSelect, deliver_result, progress_text, progress_view
 from generation import catalog
 from generation.edits import suggest
+from generation.engines import USER_ENGINES
 
 if TYPE_CHECKING:
     from bot.client import ChibifyBot
@@ -82,13 +83,7 @@ class Create(commands.Cog):
         engine=_("Which engine draws it"),
     )
     @app_commands.rename(prompt=_("prompt"), count=_("count"), seed=_("seed"), engine=_("engine"))
-    @app_commands.choices(
-        engine=[
-            app_commands.Choice(name="chibi", value="chibi"),
-            app_commands.Choice(name="diffusion", value="diffusion"),
-            app_commands.Choice(name="gan", value="gan"),
-        ]
-    )
+    @app_commands.choices(engine=[app_commands.Choice(name=name, value=name) for name in USER_ENGINES])
     async def avatar(
         self,
         interaction: discord.Interaction,

@@ -72,6 +72,14 @@ POLL_S = 5.0
 CANCEL_MEMORY = 10_000
 
 
+def _pending(msg: Any) -> int:
+    """How many more jobs the consumer had when this one was delivered (unknown: 1, so we ask)."""
+    try:
+        return int(msg.metadata.num_pending)
+    except Exception:
+        return 1
+
+
 def default_worker_id() -> str:
     host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40] or "worker"
     return f"{host}-{os.getpid()}"
@@ -142,6 +150,7 @@ class WorkerAgent:
         self._started_at = time.time()
         self._cancelled: OrderedDict[int, None] = OrderedDict()
         self._holding: _Holding | None = None
+        self._reconnected = False
         self._batch_ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.ready = asyncio.Event()
@@ -162,20 +171,28 @@ class WorkerAgent:
             started_at=self._started_at,
         )
 
-    async def _announce(self, *, gone: bool = False) -> None:
+    async def _announce(self, *, gone: bool = False, bucket: bool = True) -> None:
+        """Presence on the core subject (the bots listen), and in the bucket (``chibify workers`` and
+        bots that start later read it; written by the heartbeat, not on every busy/idle change)."""
         payload = encode_presence(self.info(), heartbeat_s=self.config.heartbeat_s, gone=gone)
         with contextlib.suppress(Exception):
             await self._nc.publish(self.names.presence_subject, payload)
+        if not bucket:
+            return
         with contextlib.suppress(Exception):
             if gone:
                 await self._workers_kv.delete(self.worker_id)
             else:
                 await self._workers_kv.put(self.worker_id, payload)
 
+    async def _on_reconnect(self) -> None:
+        self._reconnected = True  # cancel messages may have been missed: ask the bucket from now on
+        await self._announce()
+
     def _set_state(self, state: str) -> None:
         if state != self._state:
             self._state = state
-            self._spawn(self._announce(), "presence")
+            self._spawn(self._announce(bucket=state not in ("busy", "idle")), "presence")
 
     async def _presence_loop(self) -> None:
         while True:
@@ -194,7 +211,7 @@ class WorkerAgent:
         Raises :class:`~generation.broker.config.BrokerUnavailable` or
         :class:`~generation.worker.WorkerStartError` (with one line for a person)."""
         self._nc = await connect(
-            self.config, name=f"chibify-worker-{self.worker_id}", on_reconnect=self._announce
+            self.config, name=f"chibify-worker-{self.worker_id}", on_reconnect=self._on_reconnect
         )
         try:
             self._js = self._nc.jetstream(timeout=10.0)
@@ -203,13 +220,8 @@ class WorkerAgent:
             self._spawn(self._presence_loop(), "presence-loop")
             await self._supervisor.start()  # engines load and warm up here
             for spec in self.specs:
-                max_attempts = 2  # the consumer's safety net; each job carries its own max_attempts
                 durable = await ensure_engine_consumer(
-                    self._js,
-                    self.names,
-                    spec.name,
-                    ack_wait_s=self.config.ack_wait_s,
-                    max_attempts=max_attempts,
+                    self._js, self.names, spec.name, ack_wait_s=self.config.ack_wait_s
                 )
                 puller = Puller(self._nc, self.names.jobs_stream, durable)
                 await puller.start()
@@ -223,15 +235,21 @@ class WorkerAgent:
                 self.max_batch,
                 self.config.shown_url,
             )
+            self._spawn(self._say_stopping(stop), "stop-notice")
             while not stop.is_set():
                 messages = await self._next(stop)
                 if messages:
                     self._set_state("busy")
                     await self._serve(messages)
                     self._set_state("idle")
-            log.info("worker %s stopping: %d jobs served", self.worker_id, self._served)
+            log.info("worker %s leaves: %d jobs served", self.worker_id, self._served)
         finally:
             await self._leave()
+
+    async def _say_stopping(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        held = len(self._holding.held) if self._holding is not None else 0
+        log.info("worker %s stopping: finishing the %d jobs in hand, taking no more", self.worker_id, held)
 
     async def _leave(self) -> None:
         self._set_state("stopping")
@@ -283,7 +301,7 @@ class WorkerAgent:
             return []
         first_engine = got[0][0]
         room = self.max_batch - sum(1 for e, _ in got if e == first_engine)
-        if room > 0 and not stop.is_set():
+        if room > 0 and not stop.is_set() and _pending(got[-1][1]):
             with contextlib.suppress(Exception):
                 got += [(first_engine, m) for m in await self._pullers[first_engine].take(room)]
         held: list[_Held] = []
@@ -328,7 +346,7 @@ class WorkerAgent:
 
     async def _admit(self, holding: _Holding) -> list[_Held]:
         """Settle what must not run: jobs that used up their attempts, cancelled jobs; fetch photos."""
-        flagged = await asyncio.gather(*(self._flagged(h.job.job_id) for h in holding.held))
+        flagged = await asyncio.gather(*(self._flagged(h) for h in holding.held))
         runnable: list[_Held] = []
         for h, cancelled in zip(holding.held, flagged, strict=True):
             if h.deliveries > h.job.max_attempts:
@@ -347,9 +365,14 @@ class WorkerAgent:
                 runnable.append(h)
         return runnable
 
-    async def _flagged(self, job_id: int) -> bool:
+    async def _flagged(self, h: _Held) -> bool:
+        """Cancelled? The cancel subject tells a connected worker at once; the cancel bucket is asked for
+        a job delivered again, or since this worker's connection was lost once (it may have missed one)."""
+        job_id = h.job.job_id
         if job_id in self._cancelled:
             return True
+        if h.deliveries == 1 and not self._reconnected:
+            return False
         try:
             await self._cancel_kv.get(str(job_id))
             return True

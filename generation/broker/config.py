@@ -57,7 +57,7 @@ class BrokerConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     prefix: str = "chibify"
-    ack_wait_s: float = 30.0
+    ack_wait_s: float = 10.0
     heartbeat_s: float = 2.0
     connect_timeout_s: float = 5.0
 
@@ -172,7 +172,8 @@ async def connect(
             log.warning("broker: %s", describe_error(exc))
 
     async def disconnected_cb() -> None:
-        log.warning("broker: disconnected from %s; reconnecting", config.shown_url)
+        if not (nc.is_closed or nc.is_draining):  # not when we leave on purpose
+            log.warning("broker: disconnected from %s; reconnecting", config.shown_url)
 
     async def reconnected_cb() -> None:
         log.info("broker: reconnected")

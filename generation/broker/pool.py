@@ -53,6 +53,14 @@ log = logging.getLogger(__name__)
 PHOTO_CHUNK_MARGIN = 4096
 
 
+def _pending(msg: Any) -> int:
+    """How many more messages the consumer had for us when this one was delivered."""
+    try:
+        return int(msg.metadata.num_pending)
+    except Exception:
+        return 1  # unknown: ask
+
+
 def console_owner() -> str:
     """A fresh owner name for a short-lived process (the console): its results consumer is removed an hour
     after it stops."""
@@ -74,8 +82,7 @@ class _Flight:
     engine: str
     listener: BatchListener
     open: set[int]
-    claimed: bool = False
-    counted: bool = False  # in NatsPool._unclaimed
+    unclaimed: set[int] = field(default_factory=set)  # published, not started by a worker yet
     run_s: float = 0.0
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -147,7 +154,6 @@ class NatsPool:
             raise BrokerUnavailable(
                 f"the broker at {self.config.shown_url} could not be set up: {describe_error(exc)}"
             ) from None
-        self._spawn(self._collect_results(), "broker-results")
         self._spawn(self._age_workers(), "broker-presence")
         log.info(
             "broker pool started: %s, instance %s, %d live workers",
@@ -155,6 +161,11 @@ class NatsPool:
             self.owner,
             len(self._seen),
         )
+
+    def begin(self) -> None:
+        """Start collecting results: after the service adopted the jobs the workers still have, so each
+        of their results finds its handle."""
+        self._spawn(self._collect_results(), "broker-results")
 
     async def stop(self, timeout_s: float) -> None:
         self._closing.set()
@@ -236,8 +247,30 @@ class NatsPool:
         return any(engine in s.info.engines for s in self._seen.values())
 
     def room(self, engine: str) -> bool:
-        idle = sum(1 for s in self._seen.values() if s.info.state == "idle" and engine in s.info.engines)
-        return idle > self._unclaimed.get(engine, 0)
+        """Room for a batch of the engine? Each live worker that serves it may have one batch (its
+        ``max_batch`` jobs) waiting in the stream: a worker finds its next batch there when it finishes
+        one (no round trip between batches), and a newcomer's job waits behind at most one batch per
+        worker. Counted in jobs (a worker may take jobs of several of our batches at once)."""
+        slots = 0
+        largest = 0
+        for seen in self._seen.values():
+            if engine in seen.info.engines:
+                slots += max(1, seen.info.max_batch)
+                largest = max(largest, seen.info.max_batch)
+        need = max(1, min(self._limits.max_batch, largest))
+        return slots > 0 and self._unclaimed.get(engine, 0) + need <= slots
+
+    def reserve(self, engine: str, jobs: int) -> None:
+        self._unclaimed[engine] = self._unclaimed.get(engine, 0) + jobs
+
+    def release(self, engine: str, jobs: int) -> None:
+        left = self._unclaimed.get(engine, 0) - jobs
+        if left > 0:
+            self._unclaimed[engine] = left
+        else:
+            self._unclaimed.pop(engine, None)
+        if self._hooks is not None:
+            self._hooks.wake()
 
     # --- batches ------------------------------------------------------------------------------------------
 
@@ -252,8 +285,7 @@ class NatsPool:
             self._flights[job_id] = flight
         try:
             if resend:
-                flight.counted = True
-                self._unclaimed[engine] = self._unclaimed.get(engine, 0) + 1
+                flight.unclaimed = set(flight.open)  # the service reserved their room when it took them
                 for job_id, request in batch.items:
                     if request.init_image is not None:
                         self._photos[job_id] = request.init_image
@@ -298,16 +330,12 @@ class NatsPool:
             delay = min(delay * 2, 5.0)
         return False
 
-    def _claim(self, flight: _Flight) -> None:
-        if flight.counted and not flight.claimed:
-            flight.claimed = True
-            left = self._unclaimed.get(flight.engine, 0) - 1
-            if left > 0:
-                self._unclaimed[flight.engine] = left
-            else:
-                self._unclaimed.pop(flight.engine, None)
-            if self._hooks is not None:
-                self._hooks.wake()
+    def _claim(self, flight: _Flight, job_ids: Sequence[int] | None = None) -> None:
+        """A worker started these jobs of the flight (None: all that are left): their room is free."""
+        taken = set(flight.unclaimed) if job_ids is None else flight.unclaimed.intersection(job_ids)
+        if taken:
+            flight.unclaimed -= taken
+            self.release(flight.engine, len(taken))
 
     async def _on_event(self, msg: Any) -> None:
         try:
@@ -316,7 +344,7 @@ class NatsPool:
             return
         flights = {self._flights[j] for j in event.job_ids if j in self._flights}
         for flight in flights:
-            self._claim(flight)
+            self._claim(flight, event.job_ids)
             mine = tuple(j for j in event.job_ids if j in flight.open)
             if not mine:
                 continue
@@ -354,16 +382,17 @@ class NatsPool:
         while not self._closing.is_set():
             try:
                 messages = await self._results.wait_one(5.0)
-                if messages:
-                    messages += await self._results.take(63)
+                for msg in messages:  # at once: the first result never waits for the rest
+                    self._spawn(self._handle_result(msg), "broker-result")
+                while messages and _pending(messages[-1]):
+                    messages = await self._results.take(64)
+                    for msg in messages:
+                        self._spawn(self._handle_result(msg), "broker-result")
             except Exception as exc:
                 if self._closing.is_set():
                     return
                 log.warning("reading results failed: %s", describe_error(exc))
                 await asyncio.sleep(0.5)
-                continue
-            for msg in messages:
-                self._spawn(self._handle_result(msg), "broker-result")
 
     async def _handle_result(self, msg: Any) -> None:
         try:
@@ -376,11 +405,12 @@ class NatsPool:
         outcome = ItemOutcome(
             result.job_id, result=result.result, error=result.error, cancelled=result.cancelled
         )
+        self._photos.pop(result.job_id, None)  # drawn (or given up): nobody needs the photo any more
         try:
             flight = self._flights.get(result.job_id)
             if flight is not None and result.job_id in flight.open:
                 flight.run_s = max(flight.run_s, result.run_s)
-                self._claim(flight)
+                self._claim(flight, (result.job_id,))
                 await flight.listener.outcome(outcome, result.run_s)
                 flight.settle(result.job_id)
             elif self._hooks is not None:
@@ -403,6 +433,7 @@ class NatsPool:
         for job_id in job_ids:
             flight = self._flights.get(job_id)
             if flight is not None:
+                self._claim(flight, (job_id,))
                 flight.settle(job_id)
             self._photos.pop(job_id, None)
         if self._nc is None:

@@ -35,8 +35,8 @@ JOBS_MAX_AGE_S = 7 * 24 * 3600.0
 PRESENCE_TTL_S = 30.0
 CANCEL_TTL_S = 24 * 3600.0
 #: JetStream gives up on a job after this many deliveries. Workers apply the job's own ``max_attempts``
-#: first (a job that crashed workers that often fails with a reason); this is the safety net.
-MAX_DELIVER_MARGIN = 2
+#: (the bot's, carried by the job) long before: a job delivered more often fails with a reason.
+MAX_DELIVER = 20
 
 
 async def _stream(js: Any, **config: Any) -> None:
@@ -94,9 +94,7 @@ async def ensure_streams(js: Any, config: BrokerConfig) -> tuple[Any, Any]:
     return workers, cancel
 
 
-async def ensure_engine_consumer(
-    js: Any, names: Names, engine: str, *, ack_wait_s: float, max_attempts: int
-) -> str:
+async def ensure_engine_consumer(js: Any, names: Names, engine: str, *, ack_wait_s: float) -> str:
     """The engine's shared pull consumer (made, or updated to these settings); returns its name."""
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -109,7 +107,7 @@ async def ensure_engine_consumer(
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=ack_wait_s,
-            max_deliver=max_attempts + MAX_DELIVER_MARGIN,
+            max_deliver=MAX_DELIVER,
             max_ack_pending=10_000,
             max_waiting=512,
         ),

