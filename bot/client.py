@@ -88,7 +88,6 @@ class ChibifyMixin:
         self.active: dict[int, list[Pending]] = {}
         self.courier = Courier(self, sweep_every_s=sweep_every_s)  # type: ignore[arg-type]
         self.suggestions = Suggestions(app.studio)
-        self.dm_in_flight: dict[int, int] = {}  # photos sent by DM and not finished, per user
         self._preferences: dict[int, tuple[float, dict[str, Any]]] = {}
         app.studio.cooldown = Cooldown(*cooldown)
         self._background: set[asyncio.Task[Any]] = set()

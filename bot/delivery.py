@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
-from bot.messages import t
+from bot.messages import note, t
 from bot.render import grid, result_embed
 from bot.studio import AvatarView, Finished, Outcome
 
@@ -266,7 +266,7 @@ class Courier:
             if job.avatar is not None:
                 avatars.append(job.avatar)
             elif job.status == "failed":
-                failures.append(job.error or "unknown error")
+                failures.append(note(job.error or "it failed", language))
         mention = f"<@{target.user_id}>" if target.user_id is not None else ""
         late = not self._token_alive(target, None)
         if avatars:

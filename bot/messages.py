@@ -10,6 +10,7 @@ line (an option name, a setting). :func:`say` picks it for console actors; Disco
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # Bot messages: key -> (English, 中文). ``str.format`` placeholders.
@@ -17,6 +18,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "queued": ("In the queue: position {position}{eta}.", "排队中：第 {position} 位{eta}。"),
     "eta": (", about {eta} s", "，约 {eta} 秒"),
     "drawing": ("Drawing your avatar...", "正在绘制你的头像……"),
+    "waiting": ("Waiting...", "等待中……"),
     "made": ("Here you go, {mention}!", "好啦，{mention}！"),
     "made_late": (
         "{mention} your avatar is ready (the original message had expired).",
@@ -248,7 +250,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Working on it: drawing now. The photo is read in memory and not kept.",
         "正在处理：正在绘制。照片只在内存中读取，不会保存。",
     ),
-    "dm_limit": (
+    "photo_limit": (
         "You already have {limit} photos in the making. Wait for them, then send the next.",
         "你已有 {limit} 张照片在处理中，请等它们完成再发送。",
     ),
@@ -360,6 +362,131 @@ def say(key: str, lang: str, /, *, console: bool = False, **values: Any) -> str:
     if console and f"{key}@console" in MESSAGES:
         key = f"{key}@console"
     return t(key, lang, **values)
+
+
+# What the generation layer says about a job (failure reasons, notes while it waits) is English; these
+# patterns give the Chinese. Each is matched against the whole text, first match wins, named groups are
+# carried over. Text that matches none passes through unchanged; tests/bot/test_messages.py checks that
+# every reason the generation layer can give is covered.
+_PHOTO_TIP_ZH = "提示：正对镜头，光线充足均匀，整张脸都在照片里。"
+_FORMAT_TIP_ZH = "请发送 JPEG、PNG 或 WebP 照片。"
+NOTES_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE | re.DOTALL), zh)
+    for pattern, zh in (
+        (r"no worker serves '(?P<engine>[^']*)' yet", "还没有工作进程提供 {engine} 引擎，请稍候。"),
+        (r"retrying", "正在重试。"),
+        (r"took too long(?: \(over (?P<s>[\d.]+) s\))?", "绘制超时。"),
+        (r"the result could not be saved", "结果未能保存。"),
+        (
+            r"the generator stopped; your request stays queued and runs when it is back",
+            "生成器已停止；你的请求仍在排队，恢复后会继续。",
+        ),
+        (r"the generator crashed while drawing it", "生成器在绘制时崩溃了。"),
+        (r"the worker process stopped unexpectedly.*", "生成进程意外停止了。"),
+        (r"the worker is not running|could not reach the worker.*", "生成进程没有运行。"),
+        (r"the stored request could not be read.*", "无法读取已保存的请求。"),
+        (
+            r"the bot was offline and this request got too old; please ask again",
+            "机器人离线期间这个请求已过期，请重新发起。",
+        ),
+        (
+            r"the bot restarted before your photo was processed; please send it again",
+            "照片处理前机器人重启了，请重新发送照片。",
+        ),
+        (r"the (?P<engine>\S+) engine is no longer available", "{engine} 引擎已不可用。"),
+        (r"the job finished without an avatar", "任务结束了，但没有生成头像。"),
+        # prompts, specs and edits (generation/prompt.py, spec.py, edits.py)
+        (r"the prompt must be text", "描述必须是文字。"),
+        (
+            r"the prompt is (?P<n>\d+) characters long; the limit is (?P<limit>\d+) characters\..*",
+            "描述有 {n} 个字符，上限是 {limit} 个。请把主要部分（头发、眼睛、服装、物品）写得简短些。",
+        ),
+        (
+            r"unknown (?P<what>[a-z ]+?) '(?P<text>[^']*)'(?: — did you mean: (?P<close>.+)\?)?(?: \(.*\))?",
+            "不认识的{what}：「{text}」{close}",
+        ),
+        (r"nothing in '(?P<text>.*)' could be understood as a change", "「{text}」里没有能理解的修改。"),
+        (
+            r"this avatar has no (?P<name>.+?) to remove \(it has: (?P<names>.+)\)",
+            "这个头像没有{name}（它有：{names}）。",
+        ),
+        (r"this avatar has no (?P<name>.+?)(?: to remove)?", "这个头像没有{name}。"),
+        (r"(?P<a>.+?) and (?P<b>.+?) cannot be worn together.*", "{a}和{b}不能同时佩戴。"),
+        (r"(?P<name>.+) is listed twice", "{name}重复了。"),
+        (
+            r"'(?P<text>.*)' is not a colour name or #rrggbb hex code",
+            "「{text}」不是颜色名，也不是 #rrggbb 颜色代码。",
+        ),
+        (r"it failed", "生成失败。"),
+        # photos (generation/face)
+        (r"I couldn't find a face in that photo\..*", "照片里没有找到脸。" + _PHOTO_TIP_ZH),
+        (
+            r"I found a face but couldn't make out its features\..*",
+            "找到了脸，但看不清五官。" + _PHOTO_TIP_ZH,
+        ),
+        (r"The face is too small or too dark to see clearly\..*", "脸太小或太暗，看不清楚。" + _PHOTO_TIP_ZH),
+        (
+            r"Only part of the face is inside that photo.*",
+            "照片里只有脸的一部分，认不出是谁。" + _PHOTO_TIP_ZH,
+        ),
+        (
+            r"That photo has (?P<n>\d+) faces?; pick a number from 1 to \d+ \(left to right\)\.",
+            "这张照片有 {n} 张脸；请选 1 到 {n} 之间的数字（从左数）。",
+        ),
+        (r"That file is not a picture\..*", "这个文件不是图片。" + _FORMAT_TIP_ZH),
+        (r"(?P<kind>.+) pictures are not supported yet\..*", "暂不支持 {kind} 图片。" + _FORMAT_TIP_ZH),
+        (
+            r"That file is (?P<mb>[\d.]+) MB; the limit is (?P<limit>[\d.]+) MB\..*",
+            "文件大小 {mb} MB，上限是 {limit} MB。普通手机照片就可以。",
+        ),
+        (
+            r"That picture is (?P<w>\d+)×(?P<h>\d+) pixels; the limit is (?P<mp>[\d.]+) megapixels\..*",
+            "图片尺寸 {w}×{h} 像素，上限是 {mp} 百万像素。请发一张小一点的。",
+        ),
+        (r"That picture is (?:far )?too large to process\.", "图片太大，无法处理。"),
+        (r"That picture has no pixels\.", "图片没有像素。"),
+        (r"That picture seems damaged.*", "图片似乎已损坏，无法读取。"),
+    )
+)
+
+
+_WHAT_ZH = {
+    "item": "物品", "expression": "表情", "skin tone": "肤色", "colour": "颜色", "background": "背景",
+    "hair style": "发型", "outfit": "服装", "grey in the hair": "白发", "category": "类别",
+}  # fmt: skip
+
+
+def _zh_names(text: str) -> str:
+    """Catalog names in English ("cat ears, halo") -> their Chinese names; unknown words stay."""
+    from generation import catalog
+
+    out = []
+    for name in text.split(", "):
+        bare = name.strip().strip("'")
+        zh = next(
+            (e.zh for entries in catalog.CATEGORIES.values() for e in entries if bare in (e.en, e.id)), bare
+        )
+        out.append(zh)
+    return "、".join(out)
+
+
+def note(text: str, lang: str) -> str:
+    """A reason or note from the generation layer in the reader's language (see ``NOTES_ZH``)."""
+    if lang != "zh" or not text:
+        return text
+    for pattern, zh in NOTES_ZH:
+        match = pattern.fullmatch(text.strip())
+        if match:
+            values = {k: v or "" for k, v in match.groupdict().items()}
+            for key in ("name", "names", "a", "b"):
+                if values.get(key):
+                    values[key] = _zh_names(values[key])
+            if "what" in values:
+                values["what"] = _WHAT_ZH.get(values["what"], values["what"])
+            if values.get("close"):
+                values["close"] = f"——你是不是想说：{_zh_names(values['close'])}？"
+            return zh.format(**values)
+    return text
 
 
 def capitalised(text: str) -> str:

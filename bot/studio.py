@@ -12,6 +12,7 @@ progress iterate ``pending.handles[i].events()`` in between.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -25,7 +26,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import BadInput, Busy, GenerationFailed, Limited, NotFoundError, Refused, Unavailable
-from bot.messages import say, t
+from bot.messages import note, say, t
 from generation.edits import apply_edit, describe_changes, variation
 from generation.jobs import Delivery, GenerationRequest
 from generation.policy import check_prompt
@@ -47,6 +48,7 @@ HISTORY_PAGE_SIZE = 9  # a 3x3 grid in Discord
 MAX_COUNT = 4
 EXPORT_SIZES = (64, 2048)
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
+PHOTO_LIMIT = 2  # photos one user may have in the making at a time (DM, /selfie, the message menu)
 MAX_CONSOLE_NAME = 64
 
 
@@ -260,12 +262,16 @@ class Studio:
         default_engine: str = "chibi",
         size: int = 512,
         cooldown: Cooldown | None = None,
+        photo_limit: int = PHOTO_LIMIT,
     ) -> None:
         self.storage = storage
         self.service = service
         self.default_engine = default_engine
         self.size = size
         self.cooldown = cooldown
+        self.photo_limit = photo_limit
+        self.photos_in_flight: dict[str, int] = {}  # photos admitted and not finished, per user key
+        self._counting: set[asyncio.Task[None]] = set()
         self._user_ids: dict[str, int] = {}
         self._admission_locks: dict[str, asyncio.Lock] = {}
 
@@ -486,7 +492,7 @@ class Studio:
         speaker = pending.actor or Actor(console_name="-")
         for result in results:
             if isinstance(result, JobFailed):
-                failures.append(result.reason)
+                failures.append(note(result.reason, speaker.language))
             elif isinstance(result, JobCancelled):
                 failures.append(speaker.say("cancelled_job"))
             elif isinstance(result, BaseException):
@@ -494,7 +500,7 @@ class Studio:
             else:
                 public_id = (result.stored or {}).get("public_id")
                 if not public_id:
-                    failures.append("the job finished without an avatar")
+                    failures.append(note("the job finished without an avatar", speaker.language))
                     continue
                 made.append(public_id)
                 if result.face_count > 1:
@@ -647,7 +653,7 @@ class Studio:
     async def image_bytes(self, avatar: AvatarView) -> bytes:
         return await asyncio.to_thread(self.storage.blobs.get, avatar.blob_key)
 
-    async def admissible(self, actor: Actor, count: int = 1) -> None:
+    async def admissible(self, actor: Actor, count: int = 1, *, photos: int = 0) -> None:
         """The gate's own checks without queueing anything: for adapters that must download something
         (a photo) before they can submit. The submission itself is checked again, whole."""
         rules = await self._guild_rules(actor)
@@ -655,6 +661,11 @@ class Studio:
             self._check_channel(actor, rules)
             await self._check_daily(actor, rules, count)
         self._check_cooldown(actor)
+        self._check_photos(actor, photos)
+
+    def _check_photos(self, actor: Actor, photos: int) -> None:
+        if photos and self.photos_in_flight.get(actor.key, 0) + photos > self.photo_limit:
+            raise Limited(t("photo_limit", actor.language, limit=self.photo_limit))
 
     # --- helpers --------------------------------------------------------------------------------------
 
@@ -688,6 +699,8 @@ class Studio:
                 self._check_channel(actor, rules)
                 await self._check_daily(actor, rules, len(specs))
             self._check_cooldown(actor)
+            photos = len(specs) if init_image is not None else 0
+            self._check_photos(actor, photos)
             engine = engine or (rules.get("engine") if rules else None) or self.default_engine
             if engine not in self.service.engine_names:
                 raise Unavailable(_engine_missing(actor, engine, self.service.engine_names))
@@ -719,7 +732,27 @@ class Studio:
                 raise Unavailable(actor.say("stopping")) from None
             if self.cooldown is not None:
                 self.cooldown.hit(actor.key)
+            if photos:
+                self._count_photos(actor.key, handles)
         return owner_id, handles
+
+    def _count_photos(self, key: str, handles: Sequence[JobHandle]) -> None:
+        """Count the photos in the making until each job ends, however it ends."""
+        self.photos_in_flight[key] = self.photos_in_flight.get(key, 0) + len(handles)
+
+        async def count_out(handle: JobHandle) -> None:
+            with contextlib.suppress(BaseException):
+                await handle.result()
+            left = self.photos_in_flight.get(key, 1) - 1
+            if left > 0:
+                self.photos_in_flight[key] = left
+            else:
+                self.photos_in_flight.pop(key, None)
+
+        for handle in handles:
+            task = asyncio.get_running_loop().create_task(count_out(handle))
+            self._counting.add(task)
+            task.add_done_callback(self._counting.discard)
 
     @asynccontextmanager
     async def _admission(self, key: str) -> AsyncIterator[None]:
@@ -927,7 +960,10 @@ def _detail(actor: Actor, key: str, exc: Exception) -> str:
     """A generation error (prompt, spec, edit, photo) framed in the actor's language; English readers get
     the detail alone, as the console always did."""
     detail = str(exc)
-    return detail if actor.language != "zh" else actor.say(key, detail=detail)
+    if actor.language != "zh":
+        return detail
+    translated = note(detail, actor.language)
+    return translated if translated != detail else actor.say(key, detail=detail)
 
 
 def _engine_missing(actor: Actor, engine: str, running: Any) -> str:

@@ -4,7 +4,7 @@ Each command: parse, defer (ephemeral, thinking) at once, call the studio, hand 
 :func:`bot.views.results.deliver_result`.
 
 A photo sent to the bot by DM is answered at once (a typing indicator, then "working on it" with its queue
-position, ETA and a Cancel button), at most ``DM_IN_FLIGHT`` photos per user at a time; the message's text
+position, ETA and a Cancel button), at most ``Studio.photo_limit`` photos per user in the making (the studio's gate counts them); the message's text
 is the prompt. A selfie that shows several faces says which one was drawn and offers a select to draw
 another (the photo is read again from the user's own message: it is never kept).
 """
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
-DM_IN_FLIGHT = 2  # photos one user may have in the making by DM
 MAX_DM_PROMPT = 300
 PHOTO_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"}
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -230,7 +229,7 @@ class Create(commands.Cog):
     ) -> None:
         check_photo(photo, self.bot.cached_language(interaction))  # answers at once, nothing downloaded
         who = await self.bot.begin(interaction)
-        await self.bot.studio.admissible(who.actor)  # the server's rules before a byte is downloaded
+        await self.bot.studio.admissible(who.actor, photos=1)  # the rules before a byte is downloaded
         data = await photo.read()
         try:
             pending = await self.bot.studio.submit_selfie(
@@ -255,7 +254,6 @@ class Create(commands.Cog):
             return  # group DMs reach a bot only through its commands
         user_id = message.author.id
         language = "en"
-        counted = False
         try:
             prefs = await self.bot.preferences(user_id)
             language = language_of(None, prefs["language"])
@@ -264,10 +262,6 @@ class Create(commands.Cog):
                 await message.channel.send(t("dm_no_photo", language))
                 return
             check_photo(photo, language)
-            if self.bot.dm_in_flight.get(user_id, 0) >= DM_IN_FLIGHT:
-                raise UserError(t("dm_limit", language, limit=DM_IN_FLIGHT))
-            self.bot.dm_in_flight[user_id] = self.bot.dm_in_flight.get(user_id, 0) + 1
-            counted = True
             await self._dm_selfie(message, photo, language)
         except UserError as exc:
             with contextlib.suppress(discord.HTTPException):
@@ -277,13 +271,6 @@ class Create(commands.Cog):
             log.exception("unexpected error (ref %s) in a DM from %s", ref, user_id)
             with contextlib.suppress(discord.HTTPException):
                 await message.channel.send(t("error", language, ref=ref))
-        finally:
-            if counted:
-                left = self.bot.dm_in_flight.get(user_id, 1) - 1
-                if left > 0:
-                    self.bot.dm_in_flight[user_id] = left
-                else:
-                    self.bot.dm_in_flight.pop(user_id, None)
 
     async def _dm_selfie(self, message: discord.Message, photo: discord.Attachment, language: str) -> None:
         from bot.client import Who
@@ -295,7 +282,7 @@ class Create(commands.Cog):
         who = Who(actor, message.author.id, language, True)
         prompt = message.content.strip()[:MAX_DM_PROMPT]
         await channel.typing()  # at once, before the photo is downloaded
-        await bot.studio.admissible(actor)
+        await bot.studio.admissible(actor, photos=1)
         data = await photo.read()
         # answered in this DM channel, by a post the courier records (and repeats after a crash)
         target = Delivery(

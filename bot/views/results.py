@@ -40,7 +40,7 @@ import discord
 from bot.delivery import Post, delivery_for
 from bot.errors import BadInput, NotFoundError, UserError
 from bot.i18n import t
-from bot.messages import capitalised
+from bot.messages import capitalised, note
 from bot.render import avatar_embed
 from bot.studio import AvatarView, Pending
 from generation.service import ServiceStopped
@@ -136,11 +136,18 @@ def quick_language(interaction: discord.Interaction) -> str:
 
 
 def progress_text(pending: Pending, language: str) -> str:
-    positions = [h.position() for h in pending.handles if not h.done()]
+    """Where the request stands: drawing, or its queue position and ETA, and the generation layer's note
+    for a job that waits for a reason ("no worker serves 'diffusion' yet", "retrying")."""
+    waiting = [h for h in pending.handles if not h.done()]
+    notes = [h.message for h in waiting if h.message]
+    positions = [h.position() for h in waiting]
     known = [p for p in positions if p is not None]
+    if notes:
+        text = t("queued", language, position=min(known), eta="") if known else t("waiting", language)
+        return f"{text}\n{capitalised(note(notes[0], language))}"
     if not known or min(known) == 0:
         return t("drawing", language)
-    etas = [e for e in (h.eta_s() for h in pending.handles if not h.done()) if e]
+    etas = [e for e in (h.eta_s() for h in waiting if not h.done()) if e]
     eta = t("eta", language, eta=f"{max(etas):.0f}") if etas else ""
     return t("queued", language, position=min(known), eta=eta)
 
@@ -623,7 +630,7 @@ class FaceSelect(
             if message.author.id != interaction.user.id or photo is None:
                 raise BadInput(t("photo_gone", who.language))
             check_photo(photo, who.language)
-            await bot.studio.admissible(who.actor)
+            await bot.studio.admissible(who.actor, photos=1)
             raw = await photo.read()
             in_dm = interaction.guild_id is None and isinstance(interaction.channel, discord.DMChannel)
             prompt = message.content.strip()[:300] if in_dm else ""

@@ -227,7 +227,40 @@ async def test_dm_photos_in_flight_are_limited(emulator: DiscordEmulator, bot: C
         lambda: len([m for m in dm_messages(emulator, gina) if has_image(m)]) == 1 or None, 60, "one result"
     )
     assert results
-    await emulator.wait_until(lambda: gina.id not in bot.dm_in_flight, 10, "gina's photos counted out")
+    await emulator.wait_until(
+        lambda: not any(str(gina.id) in key for key in bot.studio.photos_in_flight),
+        10,
+        "gina's photos counted out",
+    )
+
+
+@pytest.mark.skipif(not (PHOTOS / "obama.jpg").exists(), reason="shared photos missing")
+async def test_the_photo_limit_is_one_count_across_dm_and_slash_commands(
+    emulator: DiscordEmulator, bot: ChibifyBot, app: App
+) -> None:
+    """The limit lives in the studio's gate: photos in the making by DM count against /chibify too, and
+    the refused photo is never downloaded."""
+    hana = emulator.add_user("hana")
+    photo = (PHOTOS / "obama.jpg").read_bytes()
+    with worker_paused(app):
+        for n in range(2):
+            await emulator.dm_message(hana, "", [emulator.upload(f"dm{n}.jpg", photo)])
+        await emulator.wait_until(
+            lambda: len([m for m in dm_messages(emulator, hana) if "Working on it" in m["content"]]) == 2,
+            20,
+            "two photos in the making",
+        )
+        third = await emulator.slash(hana, "chibify", {"photo": emulator.upload("third.jpg", photo)})
+        assert "already have 2 photos" in await reply_text(third)
+        assert not [r for r in emulator.requests if r.path.endswith("third.jpg")]
+    await emulator.wait_until(
+        lambda: len([m for m in dm_messages(emulator, hana) if has_image(m)]) == 2 or None, 60, "two results"
+    )
+    await emulator.wait_until(
+        lambda: not any(str(hana.id) in key for key in bot.studio.photos_in_flight), 10, "counted out"
+    )
+    again = await emulator.slash(hana, "chibify", {"photo": emulator.upload("again.jpg", photo)})
+    await result_message(again, within=60)
 
 
 @pytest.mark.skipif(not (PHOTOS / "two_people.jpg").exists(), reason="shared photos missing")
