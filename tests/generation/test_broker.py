@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ import pytest
 from generation.jobs import Delivery
 from generation.service import GenerationService, JobCancelled, QueueFull
 from storage import Storage
-from tests.generation.broker_kit import FAKE_ENGINES, broker_service, wait_for, wait_workers
+from tests.generation.broker_kit import FAKE_ENGINES, broker_service, serving, wait_for, wait_workers
 from tests.generation.nats_kit import ROOT, NatsServer, WorkerProcess
 from tests.generation.service_kit import avatars_per_job, jobs_in_db, req, result_of, wait_event
 
@@ -27,20 +27,9 @@ SpawnWorker = Callable[..., WorkerProcess]
 
 
 @pytest.fixture
-async def storage(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Storage]:
-    st = await Storage.open(sqlite_url, tmp_path / "data")
-    try:
-        yield st
-    finally:
-        await st.close()
-
-
-@pytest.fixture
-async def services() -> AsyncIterator[list[GenerationService]]:
-    made: list[GenerationService] = []
-    yield made
-    for service in made:
-        await service.stop(drain_timeout=0.5)
+def db_url(sqlite_url: str) -> str:
+    """The broker's tests run on SQLite only (the store's behaviour on PostgreSQL is tested elsewhere)."""
+    return sqlite_url
 
 
 async def test_jobs_run_on_remote_workers_and_each_makes_one_avatar(
@@ -49,9 +38,13 @@ async def test_jobs_run_on_remote_workers_and_each_makes_one_avatar(
     config = nats_server.config()
     spawn_worker(config, FAKE_ENGINES, worker_id="w1")
     spawn_worker(config, FAKE_ENGINES, worker_id="w2")
-    service = await broker_service(storage, config, max_queued_per_user=10)
-    services.append(service)
-    await wait_workers(service, "w1", "w2")
+    service = await serving(
+        services,
+        storage,
+        config,
+        ("w1", "w2"),
+        max_queued_per_user=10,
+    )
     assert service.worker_pid is None  # no local worker with a broker
     where = Delivery(group="g1", channel_id=42)
     handles = [await service.submit(req(f"u{i % 3}", n=i), deliver=where) for i in range(12)]
@@ -77,9 +70,7 @@ async def test_a_job_for_an_engine_no_worker_serves_says_so_and_runs_when_one_co
 ) -> None:
     config = nats_server.config()
     spawn_worker(config, FAKE_ENGINES, worker_id="w1")
-    service = await broker_service(storage, config)
-    services.append(service)
-    await wait_workers(service, "w1")
+    service = await serving(services, storage, config, ("w1",))
     handle = await service.submit(req("a", n=1, engine="synthetic"))
     event = await wait_event(handle, "position")
     assert event.message == handle.message == "no worker serves 'synthetic' yet"
@@ -94,9 +85,7 @@ async def test_a_photo_reaches_the_worker_from_the_bots_memory_in_chunks(
 ) -> None:
     config = nats_server.config()
     spawn_worker(config, "photo=tests.generation.photo_engine:PhotoEngine", worker_id="w1")
-    service = await broker_service(storage, config, engines=("photo",))
-    services.append(service)
-    await wait_workers(service, "w1")
+    service = await serving(services, storage, config, ("w1",), engines=("photo",))
     photo = os.urandom(2_500_000)  # bigger than one message (1 MB): it travels in chunks
     request = dataclasses.replace(req("a", n=1, engine="photo"), kind="selfie", init_image=photo)
     result = await result_of(await service.submit(request))
@@ -152,9 +141,7 @@ async def test_cancelling_a_queued_and_a_running_job_reaches_the_engine(
     config = nats_server.config()
     # One synthetic job costs 60 s: only a cancel that reaches the engine frees the worker in time.
     spawn_worker(config, "synthetic(per_batch_s=60,per_item_s=0,steps=600)", worker_id="w1")
-    service = await broker_service(storage, config)
-    services.append(service)
-    await wait_workers(service, "w1")
+    service = await serving(services, storage, config, ("w1",))
     running = await service.submit(req("a", n=1, engine="synthetic"))
     await wait_event(running, "step")  # it is in the engine
     queued = await service.submit(req("b", n=2, engine="synthetic"))

