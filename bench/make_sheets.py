@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -182,7 +183,7 @@ def outfits_backgrounds() -> None:
 
 def face_shapes() -> None:
     """Every face shape plain, bald, bearded, and in a hijab with glasses or a hat on top."""
-    rows = [
+    rows: list[tuple[str, dict[str, Any]]] = [
         ("short hair", {"hair": {"style": "short", "color": "#4a3128"}}),
         ("bald", {"hair": {"style": "bald"}, "skin_tone": "deep"}),
         ("beard, grey", {"hair": {"style": "short", "color": "#c3c7d1"}, "facial_hair": "beard"}),
@@ -354,7 +355,75 @@ def gallery() -> None:
     save(sheet, ROOT / "docs" / "gallery.png")
 
 
+LIKENESS_PROMPTS: tuple[str, ...] = (
+    "光头老爷爷，白胡子",
+    "兔耳朵，害羞，薰衣草色波波头",
+    "an angel with a halo and wings, white hair",
+    "dark skin, curly black afro, big smile",
+    "背景是樱花",
+    "an elf with pointy ears and a flower crown",
+    "shy girl, pink bob",
+    "灰白头发，两鬓斑白的大叔",
+)
+
+
+# The sheet's font has no Chinese glyphs: Chinese prompts are labelled with a gloss.
+ZH_GLOSS = {
+    "光头老爷爷，白胡子": "zh: bald grandpa, white beard",
+    "兔耳朵，害羞，薰衣草色波波头": "zh: bunny ears, shy, lavender bob",
+    "背景是樱花": "zh: background is sakura",
+    "灰白头发，两鬓斑白的大叔": "zh: man, greying, grey temples",
+}
+
+
+def likeness_specs() -> list[tuple[AvatarSpec, str]]:
+    """The issue-15 cases: buzz cuts, afros and coils, hair the colour of the outfit, shy, grey, prompts."""
+    from generation.prompt import parse_prompt
+
+    out: list[tuple[AvatarSpec, str]] = []
+    for tone, color in (("deep", "#2b2630"), ("fair", "#4a3128"), ("tan", "#f2cf6f"), ("ebony", "#2b2630")):
+        out.append((BASE.replace(skin_tone=tone, hair={"style": "buzz", "color": color}), f"buzz / {tone}"))
+    for style, tone, color in (
+        ("afro", "deep", "#2b2630"),
+        ("afro", "brown", "#4a3128"),
+        ("curly", "ebony", "#2b2630"),
+        ("curly", "caramel", "#7a4e34"),
+    ):
+        out.append((BASE.replace(skin_tone=tone, hair={"style": style, "color": color}), f"{style} / {tone}"))
+    for style, color, outfit in (
+        ("long_straight", "#2b2630", "hoodie"),
+        ("long_wavy", "#7a4e34", "hoodie"),
+        ("long_straight", "#f49ac1", "sweater"),
+        ("hime", "#4b4f58", "hoodie"),
+    ):
+        spec = BASE.replace(hair={"style": style, "color": color}, outfit={"style": outfit, "color": color})
+        out.append((spec, f"{style} = {outfit}"))
+    for tone, style in (("fair", "long_straight"), ("deep", "afro"), ("light", "bob"), ("tan", "short")):
+        spec = BASE.replace(skin_tone=tone, hair={"style": style, "color": "#4a3128"}, expression="shy")
+        out.append((spec, f"shy / {style}"))
+    grey = getattr(catalog, "HAIR_GREY", ())
+    for g in grey:
+        for style, tone, color in (("short", "fair", "#2b2630"), ("buzz", "brown", "#4a3128")):
+            spec = BASE.replace(skin_tone=tone, hair={"style": style, "color": color, "grey": g.id})
+            out.append((spec, f"grey {g.id} / {style}"))
+    for text in LIKENESS_PROMPTS:
+        label = ZH_GLOSS.get(text, text)
+        out.append((parse_prompt(text, seed=11).spec, label))
+    return out
+
+
+def likeness(suffix: str = "") -> None:
+    """likeness.png; likeness_before.png beside it was rendered with this list from the code before issue
+    15's art and parser changes (and the parses recorded then), and is kept as it is."""
+    tiles = [tile(s, 160, label) for s, label in likeness_specs()]
+    save(
+        grid(tiles, 4, "issue 15: buzz, afro/coils, hair = outfit colour, shy, grey, prompts"),
+        OUT / f"likeness{suffix}.png",
+    )
+
+
 SHEETS: dict[str, Callable[[], None]] = {
+    "likeness": likeness,
     "hair": hair_x_skin,
     "expressions": expressions,
     "items": items_head,

@@ -19,7 +19,7 @@ MAX_SUGGESTIONS = 25  # Discord shows at most 25 autocomplete choices
 
 _CATEGORY_WORDS = {
     "item": "item", "expression": "expression", "skin_tone": "skin tone", "color": "colour",
-    "background": "background", "hair_style": "hair style", "outfit": "outfit",
+    "background": "background", "hair_style": "hair style", "outfit": "outfit", "hair_grey": "grey in the hair",
 }  # fmt: skip
 
 
@@ -106,6 +106,7 @@ def apply_edit(
     outfit_color: str | None = None,
     background: str | None = None,
     hair_style: str | None = None,
+    hair_grey: str | None = None,
     prompt: str | None = None,
 ) -> EditResult:
     """Apply the asked changes to ``spec``; everything not asked stays exactly as it was, seed included."""
@@ -151,6 +152,9 @@ def apply_edit(
         fields["skin_tone"] = resolve("skin_tone", skin_tone).id
     if hair_style is not None:
         fields["hair"] = {"style": resolve("hair_style", hair_style).id}
+    if hair_grey is not None:
+        none = catalog.normalise(hair_grey) in ("none", "no grey", "no gray", "无", "没有")
+        fields.setdefault("hair", {})["grey"] = None if none else resolve("hair_grey", hair_grey).id
     if hair_color is not None:
         fields.setdefault("hair", {}).update(color=resolve_color(hair_color), highlight=None)
     if eye_color is not None:
@@ -238,7 +242,7 @@ def _field_label(fld: str) -> str:
 
 
 _FIELD_CATEGORY = {
-    "hair.style": "hair_style", "hair.front": "hair_front", "eyes.style": "eye_style", "expression": "expression",
+    "hair.style": "hair_style", "hair.front": "hair_front", "hair.grey": "hair_grey", "eyes.style": "eye_style", "expression": "expression",
     "outfit.style": "outfit", "background.kind": "background", "skin_tone": "skin_tone",
     "face_shape": "face_shape", "facial_hair": "facial_hair", "brows": "brows", "blush": "blush", "nose": "nose",
 }  # fmt: skip
@@ -246,7 +250,7 @@ _FIELD_CATEGORY = {
 
 def _value_label(fld: str, value: Any) -> str:
     if value is None:
-        return "open (the seed decides)"
+        return "none" if fld == "hair.grey" else "open (the seed decides)"
     if isinstance(value, str) and value.startswith("#"):
         return f"{catalog.color_name(value)} ({value})"
     cat = _FIELD_CATEGORY.get(fld)

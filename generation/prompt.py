@@ -60,8 +60,9 @@ class ParseResult:
 
 # Nouns naming a part, so a colour next to them knows where it goes.
 PART_NOUNS: dict[str, tuple[str, ...]] = {
-    "hair": ("hair", "hair colour", "hair color", "hairstyle", "hair style", "头发", "发", "发色", "发型", "毛发"),
-    "eyes": ("eyes", "eye", "eye colour", "eye color", "iris", "眼睛", "眼", "瞳", "瞳孔", "眸", "眼眸", "眼珠", "瞳色"),
+    "hair": ("hair", "hair colour", "hair color", "hairstyle", "hair style", "haired", "hair coloured", "hair colored",
+             "头发", "发", "发色", "发型", "毛发", "头发颜色", "秀发"),
+    "eyes": ("eyes", "eye", "eyed", "eye colour", "eye color", "iris", "眼睛", "眼", "瞳", "瞳孔", "眸", "眼眸", "眼珠", "瞳色"),
     "outfit": ("outfit", "clothes", "clothing", "top", "jacket", "coat", "uniform", "衣服", "上衣", "服装", "外套", "衣"),
     "background": ("background", "bg", "backdrop", "背景", "背景色", "底色", "背景颜色"),
     "skin": ("skin", "skin tone", "skin colour", "skin color", "complexion", "皮肤", "肤色", "肌肤"),
@@ -88,7 +89,8 @@ STOP_WORDS: tuple[str, ...] = (
     "帮我", "画", "一下", "很", "非常", "超", "可爱", "萌", "萌版", "q版", "头像", "角色", "带", "带着",
     "再", "也", "都", "又", "着", "上", "色", "颜色", "一点", "点", "让", "使", "变", "变得", "改", "弄",
     "换个", "来个", "来", "生成", "小", "人", "头", "啊", "吧", "呀", "哦", "呢", "嘛", "一", "在", "用",
-    "头上", "脸上", "身上", "手里", "其他", "其它", "不变", "保持",
+    "头上", "脸上", "身上", "手里", "其他", "其它", "不变", "保持", "留", "留着", "留了", "蓄", "蓄着", "长着",
+    "满头", "一头", "coloured", "colored", "tinted", "dyed", "染", "染成", "染了", "ish", "under", "满脸", "树下", "big", "large", "huge", "tree", "trees", "树",
 )  # fmt: skip
 
 # "or"-like words that continue a negation: "no glasses or hat".
@@ -124,6 +126,15 @@ COMPOUNDS: dict[str, dict[str, str]] = {
     "light hair": {"hair.color": "blonde"},
     "fair hair": {"hair.color": "blonde"},
     "white hair": {"hair.color": "white"},
+    "white haired": {"hair.color": "white"},
+    "snow white hair": {"hair.color": "white"},
+    "白头发": {"hair.color": "white"},
+    "白发苍苍": {"hair.color": "white"},
+    "满头白发": {"hair.color": "white"},
+    "金发碧眼": {"hair.color": "blonde", "eyes.color": "blue"},
+    "blue sky": {"background.kind": "gradient", "background.color": "sky_blue"},
+    "蓝天": {"background.kind": "gradient", "background.color": "sky_blue"},
+    "蓝天白云": {"background.kind": "gradient", "background.color": "sky_blue"},
     "grey hair": {"hair.color": "silver"},
     "gray hair": {"hair.color": "silver"},
     "银发": {"hair.color": "silver"},
@@ -174,7 +185,7 @@ ARCHETYPES: tuple[Archetype, ...] = (
               {"items": ("fox_ears",)}, "girl"),
     Archetype("fox_boy", "fox boy", "狐狸男孩", ("fox boy", "foxboy", "狐狸男孩", "狐男"),
               {"items": ("fox_ears",)}, "boy"),
-    Archetype("bunny_girl", "bunny girl", "兔子女孩", ("bunny girl", "bunnygirl", "rabbit girl", "兔子女孩", "兔娘"),
+    Archetype("bunny_girl", "bunny girl", "兔子女孩", ("bunny girl", "bunnygirl", "rabbit girl", "兔子女孩", "兔娘", "兔女郎"),
               {"items": ("bunny_ears",)}, "girl"),
     Archetype("bunny_boy", "bunny boy", "兔子男孩", ("bunny boy", "rabbit boy", "兔子男孩"),
               {"items": ("bunny_ears",)}, "boy"),
@@ -202,6 +213,10 @@ ARCHETYPES: tuple[Archetype, ...] = (
                "expression": "laugh"}),
     Archetype("idol", "idol", "偶像", ("idol", "popstar", "pop star", "偶像", "爱豆", "idol偶像"),
               {"items": ("bow",), "eyes.style": "sparkle", "expression": "wink", "background.kind": "hearts"}),
+    Archetype("elf", "elf", "精灵", ("elf", "elves", "elven", "high elf", "wood elf", "精灵", "小精灵", "精灵族", "妖精"),
+              {"items": ("elf_ears",), "outfit.color": "green"}),
+    Archetype("fairy", "fairy", "仙子", ("fairy", "pixie fairy", "fae", "仙子", "花仙子", "小仙子"),
+              {"items": ("elf_ears", "flower_crown", "magic_wand"), "background.kind": "blossoms"}),
     Archetype("ninja", "ninja", "忍者", ("ninja", "忍者"),
               {"items": ("face_mask", "bandana"), "outfit.color": "charcoal", "expression": "determined"}),
 )  # fmt: skip
@@ -242,8 +257,8 @@ LENGTH_WORDS: frozenset[str] = frozenset(
 
 # When a phrase could mean several things, the first category here wins (unless a part noun decides).
 PRIORITY: tuple[str, ...] = (
-    "item", "hair_front", "hair_style", "expression", "outfit", "background", "eye_style", "facial_hair",
-    "color", "skin_tone", "face_shape", "brows", "blush", "nose",
+    "item", "hair_front", "hair_grey", "hair_style", "expression", "outfit", "background", "eye_style",
+    "facial_hair", "color", "skin_tone", "face_shape", "brows", "blush", "nose",
 )  # fmt: skip
 NOUN_CATEGORY: dict[str, str] = {
     "face": "face_shape", "eyes": "eye_style", "brows": "brows", "background": "background",
@@ -260,15 +275,19 @@ _COLOR_FIELD = {
     "background": "background.color",
 }
 _TARGET_OF_CATEGORY = {
-    "hair_style": "hair", "hair_front": "hair", "facial_hair": "hair", "eye_style": "eyes", "outfit": "outfit",
+    "hair_style": "hair", "hair_front": "hair", "hair_grey": "hair", "facial_hair": "hair", "eye_style": "eyes", "outfit": "outfit",
     "background": "background", "skin_tone": "skin", "item": "item", "face_shape": "skin",
 }  # fmt: skip
+# Items that are also a background scene: in a clause that names the background ("flower background",
+# "背景是花", "background of flowers") they mean the scene, not the item.
+ITEM_SCENES: dict[str, str] = {"flower": "blossoms", "flower_crown": "blossoms"}
+
 # Colours that only ever describe hair, so a bare one is always the hair colour.
 _HAIR_COLORS = frozenset({"blonde", "ginger", "platinum", "auburn"})
 
 FIELD_LABELS: dict[str, tuple[str, str]] = {
     "hair.style": ("hair", "发型"), "hair.front": ("fringe", "刘海"), "hair.color": ("hair colour", "发色"),
-    "hair.highlight": ("hair highlight", "挑染"), "eyes.color": ("eye colour", "瞳色"),
+    "hair.highlight": ("hair highlight", "挑染"), "hair.grey": ("grey in the hair", "白发"), "eyes.color": ("eye colour", "瞳色"),
     "eyes.style": ("eyes", "眼型"), "expression": ("expression", "表情"), "items": ("item", "配饰"),
     "outfit.style": ("outfit", "服装"), "outfit.color": ("outfit colour", "服装颜色"),
     "skin_tone": ("skin tone", "肤色"), "face_shape": ("face shape", "脸型"),
@@ -279,7 +298,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
 }  # fmt: skip
 
 _CATEGORY_FIELD = {
-    "hair_style": "hair.style", "hair_front": "hair.front", "eye_style": "eyes.style", "expression": "expression",
+    "hair_style": "hair.style", "hair_front": "hair.front", "hair_grey": "hair.grey", "eye_style": "eyes.style", "expression": "expression",
     "outfit": "outfit.style", "background": "background.kind", "skin_tone": "skin_tone",
     "face_shape": "face_shape", "facial_hair": "facial_hair", "brows": "brows", "blush": "blush",
     "nose": "nose", "item": "items", "color": "color",
@@ -661,7 +680,28 @@ def _interpret(state: _State, units: list[_Unit], edit: bool) -> None:
             continue
         if kind == "entry":
             sense = _choose(unit, sig[k + 1] if k + 1 < len(sig) else None)
+            if (
+                sense.category == "item"
+                and sense.value in ITEM_SCENES
+                and _in_background_clause(state.text, sig, k)
+            ):
+                sense = _Sense("entry", "background", ITEM_SCENES[sense.value])
             _apply_entry(state, sense, phrase, unit)
+
+
+def _in_background_clause(text: str, sig: list[_Unit], k: int) -> bool:
+    """A background noun ("background", "背景") in the same clause as unit ``k`` (a colon does not end a
+    clause: "背景：樱花", "background: flowers")."""
+    for step in (-1, 1):
+        j = k + step
+        while 0 <= j < len(sig) and (
+            sig[j].kind != "break" or text[sig[j].start : sig[j].end] in (":", "：")
+        ):
+            noun = sig[j].sense("noun")
+            if noun is not None and noun.category == "background":
+                return True
+            j += step
+    return False
 
 
 def _add_ignored(state: _State, units: list[_Unit], unit: _Unit) -> None:
@@ -704,6 +744,11 @@ def _apply_entry(state: _State, sense: _Sense, phrase: str, unit: _Unit) -> None
         return
     if cat == "color":  # a colour phrase reached here only via a shade word's fallback
         return
+    if cat == "facial_hair" and "beard" in (value, state.fields.get("facial_hair")) and value != "none":
+        # a full beard already has a moustache and stubble: "beard and moustache" (either order) is a beard
+        if state.fields.get("facial_hair") not in (None, "none"):
+            value = "beard"
+            state.fields.pop("facial_hair")  # not a replacement: no note
     state.set(_CATEGORY_FIELD[cat], value, phrase)
 
 
@@ -834,6 +879,12 @@ def _build(state: _State, base: AvatarSpec, edit: bool) -> AvatarSpec:
         if arch.subject:
             state.subjects.append(arch.subject)
     values.update(state.fields)
+    # "grey hair at the temples", "grey salt and pepper hair": the grey field says it; grey is not the colour
+    if state.fields.get("hair.grey") and values.get("hair.color") == _color_hex("silver"):
+        del values["hair.color"]
+    # greying hair is greying from a natural colour: an open hair colour becomes dark brown, not teal
+    if state.fields.get("hair.grey") and "hair.color" not in values and current("hair.color") is None:
+        values["hair.color"] = _color_hex("dark_brown")
 
     # hair length words pick a style only when nothing else did
     if state.lengths and "hair.style" not in state.fields:

@@ -54,9 +54,13 @@ class HairSpec(_Part):
     front: str | None = None  # fringe; None = the style's own
     color: str | None = None
     highlight: str | None = None
+    # grey in the hair: "temples" (grey at the temples) or "salt_pepper" (grey strands all over); None = none.
+    # Optional and new in the same spec version: older stored specs simply have no grey.
+    grey: str | None = None
 
     _style = field_validator("style")(lambda v: _check_id("hair_style", v))
     _front = field_validator("front")(lambda v: _check_id("hair_front", v))
+    _grey = field_validator("grey")(lambda v: _check_id("hair_grey", v))
     _colors = field_validator("color", "highlight")(lambda v: _check_color(v))
 
 

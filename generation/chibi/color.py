@@ -109,3 +109,70 @@ def skin(hex_value: str) -> Skin:
     mouth = to_hex(*colorsys.hsv_to_rgb(0.985, 0.62, 0.42 if deep else 0.55))
     lip = mix(line, "#a8324a", 0.35)
     return Skin(hex_value, shade_c, light_c, line, blush, mouth, lip)
+
+
+def _lin(c: float) -> float:
+    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+
+def _unlin(c: float) -> float:
+    return c * 12.92 if c <= 0.0031308 else 1.055 * c ** (1 / 2.4) - 0.055
+
+
+@lru_cache(maxsize=1024)
+def lab(hex_value: str) -> tuple[float, float, float]:
+    """CIE L*a*b* (D65) of an sRGB colour."""
+    r, g, b = (_lin(x) for x in rgb(hex_value))
+    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+
+    def fn(t: float) -> float:
+        return t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
+
+    fx, fy, fz = fn(x), fn(y), fn(z)
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+
+
+def from_lab(l_star: float, a: float, b: float) -> str:
+    fy = (l_star + 16) / 116
+    fx, fz = fy + a / 500, fy - b / 200
+
+    def inv(t: float) -> float:
+        return t**3 if t**3 > 0.008856 else (t - 16 / 116) / 7.787
+
+    x, y, z = inv(fx) * 0.95047, inv(fy), inv(fz) * 1.08883
+    r = 3.2406 * x - 1.5372 * y - 0.4986 * z
+    g = -0.9689 * x + 1.8758 * y + 0.0415 * z
+    bl = 0.0557 * x - 0.2040 * y + 1.0570 * z
+    return to_hex(*(_unlin(min(1.0, max(0.0, v))) for v in (r, g, bl)))
+
+
+def delta_e(a: str, b: str) -> float:
+    """CIE76 colour difference."""
+    la, lb = lab(a), lab(b)
+    return sum((x - y) ** 2 for x, y in zip(la, lb, strict=True)) ** 0.5
+
+
+# Hair and clothes closer than this (CIE76) read as one shape (long hair + hoodie = a hood).
+MIN_HAIR_OUTFIT_DE = 24.0
+
+
+@lru_cache(maxsize=1024)
+def apart_from(fill: str, other: str, min_de: float = MIN_HAIR_OUTFIT_DE) -> str:
+    """``fill`` with its lightness moved away from ``other`` until they differ by ``min_de``; hue and chroma
+    stay, so a black hoodie under black hair becomes a charcoal one, a pink sweater under pink hair a deeper
+    pink. Returns ``fill`` itself when the two already differ enough."""
+    if delta_e(fill, other) >= min_de:
+        return fill
+    l1, a1, b1 = lab(fill)
+    l2 = lab(other)[0]
+    if l2 > 85:
+        min_de = min(min_de, 16.0)  # near-white hair: a light grey-tinted outfit is enough, not a dark one
+    # move away from the other colour's lightness: keep the side it is already on, else the side with room
+    up = l1 > l2 if abs(l1 - l2) > 3 and 15 < l2 < 85 else l2 < 50
+    for step in range(1, 41):
+        cand = from_lab(min(98.0, max(4.0, l1 + (step * 2.0 if up else -step * 2.0))), a1, b1)
+        if delta_e(cand, other) >= min_de:
+            return cand
+    return from_lab(85.0 if up else 20.0, a1, b1)

@@ -14,7 +14,7 @@ from generation.spec import AvatarSpec
 class Expr:
     """How one expression draws: eye mode per side, brow tilt, mouth, extras."""
 
-    left: str  # open | happy | closed | wide | heart | angry | sad | half
+    left: str  # open | happy | closed | wide | heart | angry | sad | half | glance
     right: str
     brow_inner: float  # +down / -up at the inner end
     brow_outer: float
@@ -37,13 +37,20 @@ EXPRESSIONS: dict[str, Expr] = {
     "angry": Expr("angry", "angry", 9, -5, 2, "frown", anger_mark=True),
     "sad": Expr("sad", "sad", -8, 4, 0, "frown"),
     "crying": Expr("sad", "sad", -9, 5, 0, "cry", tears=True),
-    "shy": Expr("half", "half", -5, 3, 0, "wavy", extra_blush=True, sweat=True),
+    # shy: worried brows raised in the middle, eyes glancing aside under soft lids, blush, a small wavy smile
+    "shy": Expr("glance", "glance", -8, 3, -4, "wavy", extra_blush=True),
     "smirk": Expr("half", "half", 2, -3, 0, "smirk"),
     "cat_mouth": Expr("open", "open", 0, 0, -2, "cat"),
     "tongue_out": Expr("open", "happy", 0, 0, -2, "tongue"),
     "love": Expr("heart", "heart", -3, 1, -3, "smile_open", extra_blush=True),
     "determined": Expr("angry", "angry", 6, -3, 0, "determined"),
 }
+
+
+# Hair styles whose mass reaches the collar and shoulders (and the hoodie's hood).
+SHOULDER_HAIR = frozenset(
+    {"bob", "hime", "long_straight", "long_wavy", "twin_tails", "ponytail", "curly", "afro", "braids"}
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,13 @@ class Ctx:
             hair=hair,
             hair_light=s.hair.highlight,
             eye=s.eyes.color,
-            outfit=color.Tone.of(s.outfit.color),
+            # hair that reaches the shoulders never merges with clothes of its colour (long hair + a hoodie
+            # of the same colour read as a hood); short hair never touches them, so a dark suit stays dark
+            outfit=color.Tone.of(
+                color.apart_from(s.outfit.color, s.hair.color)
+                if s.hair.style in SHOULDER_HAIR
+                else s.outfit.color
+            ),
             expr=EXPRESSIONS[s.expression],
             lash=lash,
             brow=brow,

@@ -136,6 +136,11 @@ def _eye_open(c: Ctx, idx: int, ex: float, ey: float, s: int, mode: str) -> list
     if mode == "wide":
         irx, iry = irx * 0.72, iry * 0.72
     icy = ey + 4 if mode != "wide" else ey + 2
+    # "glance" (shy): both irises look aside and a little down, under a softly lowered, curved lid
+    gx = -irx * 0.3 if mode == "glance" else 0.0
+    if mode == "glance":
+        icy += 3
+        cover = max(cover, ry * 0.3)
     out.append(
         defs(
             clip(f"{pid}-clip", path(opening)),
@@ -157,10 +162,10 @@ def _eye_open(c: Ctx, idx: int, ex: float, ey: float, s: int, mode: str) -> list
             fill=color.mix(c.skin.shade, "#b9b4d6", 0.5),
             opacity="0.55",
         ),
-        ellipse(ex + s * 1, icy, irx, iry, fill=f"url(#{pid}-iris)", stroke=deep, stroke_width=2.5),
-        ellipse(ex + s * 1, icy + 1, irx * 0.45, iry * 0.5, fill=color.shade(iris, 0.7)),
+        ellipse(ex + s * 1 + gx, icy, irx, iry, fill=f"url(#{pid}-iris)", stroke=deep, stroke_width=2.5),
+        ellipse(ex + s * 1 + gx, icy + 1, irx * 0.45, iry * 0.5, fill=color.shade(iris, 0.7)),
         path(
-            f"M{f(ex - irx * 0.7)},{f(icy + iry * 0.45)}Q{f(ex)},{f(icy + iry * 0.95)} {f(ex + irx * 0.7)},{f(icy + iry * 0.45)}",
+            f"M{f(ex + gx - irx * 0.7)},{f(icy + iry * 0.45)}Q{f(ex + gx)},{f(icy + iry * 0.95)} {f(ex + gx + irx * 0.7)},{f(icy + iry * 0.45)}",
             fill="none",
             stroke=color.light(iris, 0.7),
             stroke_width=3,
@@ -169,8 +174,10 @@ def _eye_open(c: Ctx, idx: int, ex: float, ey: float, s: int, mode: str) -> list
         ),
     ]
     if c.spec.eyes.catchlights:
-        inner.append(ellipse(ex - irx * 0.38, icy - iry * 0.38, irx * 0.36, iry * 0.3, fill="#ffffff"))
-        inner.append(circle(ex + irx * 0.42, icy + iry * 0.42, irx * 0.16, fill="#ffffff", opacity="0.95"))
+        inner.append(ellipse(ex + gx - irx * 0.38, icy - iry * 0.38, irx * 0.36, iry * 0.3, fill="#ffffff"))
+        inner.append(
+            circle(ex + gx + irx * 0.42, icy + iry * 0.42, irx * 0.16, fill="#ffffff", opacity="0.95")
+        )
         if style == "sparkle":
             inner.append(_star(ex + irx * 0.3, icy - iry * 0.45, irx * 0.32, "#ffffff"))
             inner.append(circle(ex - irx * 0.45, icy + iry * 0.35, 2.2, fill="#ffffff"))
@@ -629,7 +636,9 @@ def facial_hair(c: Ctx) -> str:
     mw, mtop, mbot = MOUTH_BOX.get(c.expr.mouth, (18, -5, 8))
     mtop, mbot = MOUTH_Y + mtop, MOUTH_Y + mbot
     # on a face of about the hair's lightness (dark skin, dark hair) the outline turns into a light rim
-    t, stroke = beard_tone(c.hair.base, c.skin.base)
+    # salt-and-pepper hair goes with a greying beard (temples alone leave the beard its colour)
+    beard_hair = color.mix(c.hair.base, "#c8cbd2", 0.45) if c.spec.hair.grey == "salt_pepper" else c.hair.base
+    t, stroke = beard_tone(beard_hair, c.skin.base)
     out: list[str] = []
     if kind == "beard":
         bottom = mbot + 6

@@ -80,6 +80,8 @@ HAIR_VOLUME: dict[str, tuple[float, float | None, float]] = {
 HIJAB_TOP = HEAD_TOP - 16.0  # the top of the wrapped fabric
 
 COVERING_HATS = frozenset({"beanie", "witch_hat", "beret", "cap", "straw_hat", "top_hat", "santa_hat"})
+# Head-top items that sit on the hair without hiding it (hair accessories and headphones still show).
+OPEN_HATS = frozenset({"crown", "halo", "flower_crown"})
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable
 
 from generation.chibi import color
 from generation.chibi.context import Ctx
-from generation.chibi.geometry import CRANIUM_CY, CRANIUM_RY, CX, LINE, Point, face_contour, face_path, smooth
+from generation.chibi.geometry import (
+    CRANIUM_CY,
+    CRANIUM_RY,
+    CX,
+    LINE,
+    OPEN_HATS,
+    Point,
+    face_contour,
+    face_path,
+    smooth,
+)
 from generation.chibi.svgkit import circle, clip, defs, ellipse, f, group, path
 
 # style: (volume beyond the skull, side lock bottom y, lock inset over the cheeks)
@@ -30,12 +41,17 @@ FRONT: dict[str, tuple[float, float, float]] = {
     "curly": (30, 330, 10),
     "afro": (0, 0, 0),
     "braids": (10, 262, 6),
-    "buzz": (4, 236, 0),
+    "buzz": (4, 262, 0),
     "bald": (0, 0, 0),
     "messy": (24, 304, 12),
 }
 
 FIXED_FRONT = {"buzz": "open", "bald": "open", "afro": "open"}
+
+# Grey in the hair (HairSpec.grey): the grey itself and the lighter strands drawn over it.
+GREY = "#c8cbd2"
+GREY_LIGHT = "#eef0f4"
+GREY_DARK = "#a3a8b3"
 
 
 def _p(pts: list[Point]) -> str:
@@ -77,6 +93,8 @@ def fringe_edge(c: Ctx) -> list[Point]:
     front = FIXED_FRONT.get(style) or c.spec.hair.front or "bangs"
     crx = c.geo.crx
     pts: list[Point] = []
+    if style in HAIRLINES or (style == "curly" and front == "open"):
+        return _hairline(c, "afro" if style == "curly" else style)
     if front == "open":
         top = 150.0 if style not in ("buzz", "braids") else 144.0
         for i in range(13):
@@ -119,6 +137,43 @@ def fringe_edge(c: Ctx) -> list[Point]:
     return pts
 
 
+# A natural hairline (left sideburn -> temple recess -> forehead -> right), as (dx from the head side or from
+# the centre, y): ("side", dx, y) points are measured in from the cranium edge, ("mid", dx, y) from CX.
+HAIRLINES: dict[str, tuple[tuple[str, float, float], ...]] = {
+    # buzz: sideburns down to the ear top, a small recess at the temples, a gently curved forehead line
+    "buzz": (
+        ("side", 5, 266), ("side", 8, 236), ("side", 16, 208), ("side", 34, 190), ("mid", -70, 174),
+        ("mid", -40, 165), ("mid", 0, 162),
+    ),
+    # afro and coils: lower and rounder, the volume starts right at the forehead
+    "afro": (
+        ("side", 3, 262), ("side", 8, 230), ("side", 20, 200), ("side", 40, 182), ("mid", -64, 170),
+        ("mid", -32, 164), ("mid", 0, 162),
+    ),
+}  # fmt: skip
+
+
+def _hairline(c: Ctx, style: str) -> list[Point]:
+    crx = c.geo.crx
+    half = [(CX - crx + dx if where == "side" else CX + dx, y) for where, dx, y in HAIRLINES[style]]
+    return half + [(2 * CX - x, y) for x, y in reversed(half[:-1])]
+
+
+def _scallop_path(pts: list[Point], amp: float, step: float = 15.0) -> str:
+    """A coily edge through the polyline: small bumps that bulge toward the face (downward)."""
+    dense: list[Point] = [pts[0]]
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+        n = max(1, round(math.hypot(x1 - x0, y1 - y0) / step))
+        dense += [(x0 + (x1 - x0) * k / n, y0 + (y1 - y0) * k / n) for k in range(1, n + 1)]
+    d = [f"{f(dense[0][0])},{f(dense[0][1])}"]
+    for (x0, y0), (x1, y1) in itertools.pairwise(dense):
+        dx, dy = x1 - x0, y1 - y0
+        ln = math.hypot(dx, dy) or 1.0
+        mx, my = (x0 + x1) / 2 - dy / ln * amp, (y0 + y1) / 2 + dx / ln * amp
+        d.append(f"Q{f(mx)},{f(my)} {f(x1)},{f(y1)}")
+    return "".join(d)
+
+
 def _edge_path(pts: list[Point], pointy: bool) -> str:
     """Strand-like curve through the fringe polyline: concave strands between tips."""
     if not pointy:
@@ -140,7 +195,10 @@ def face_window(c: Ctx, lock_y: float, inset: float) -> tuple[str, str]:
     pts = fringe_edge(c)
     shape = c.geo.face_shape
     crx = c.geo.crx
-    edge = _edge_path(pts, pointy=front not in ("open", "parted"))
+    if style == "afro" or (style == "curly" and front == "open"):
+        edge = _scallop_path(pts, 6.0)
+    else:
+        edge = _edge_path(pts, pointy=front not in ("open", "parted"))
     # right side: from the last fringe point down the face, inset over the cheeks until the lock ends
     right: list[Point] = []
     y = pts[-1][1]
@@ -450,7 +508,7 @@ def hair_back(c: Ctx) -> str:
                 stroke_linecap="round",
             )
         )
-    if style == "bun" and not (hatted and c.geo.hat not in ("crown", "halo")):
+    if style == "bun" and not (hatted and c.geo.hat not in OPEN_HATS):
         by = c.geo.hair_top + 44
         out.append(ellipse(CX, by, 50, 44, fill=t.base, stroke=t.line, stroke_width=LINE))
         out.append(
@@ -487,6 +545,17 @@ def hair_back(c: Ctx) -> str:
             for k in range(5):
                 x = CX + s * (118 + k * 14)
                 out.append(_braid(x, 250 + k * 6, 470 - k * 12, 18, t.shade, t.line, t.deep))
+    if c.spec.hair.grey == "salt_pepper" and style in ("bob", "hime", "long_straight", "long_wavy") and out:
+        # grey strands down the long back mass too (its outline is the first shape drawn for these styles)
+        m = re.search(r' d="([^"]+)"', out[0])
+        if m:
+            out.append(defs(clip("hb-grey", path(m.group(1)))))
+            out.append(
+                group(
+                    _grey_strands(c, style, _under_face(c, 10, 0), 236, 500, down=True),
+                    clip_path="url(#hb-grey)",
+                )
+            )
     return group(out)
 
 
@@ -557,12 +626,19 @@ def hair_front(c: Ctx) -> str:
             clip("hf-sil", path(sil)),
         )
     )
-    out.append(
-        group(
-            [group([path(sil, fill=c.skin.shade)], transform="translate(0 11)", clip_path="url(#hf-notwin)")],
-            clip_path="url(#hf-face)",
+    if style != "buzz":  # a buzz cut is too short to cast a shadow on the forehead
+        out.append(
+            group(
+                [
+                    group(
+                        [path(sil, fill=c.skin.shade)],
+                        transform="translate(0 11)",
+                        clip_path="url(#hf-notwin)",
+                    )
+                ],
+                clip_path="url(#hf-face)",
+            )
         )
-    )
     del shadow
     base_fill = color.mix(t.base, c.skin.base, 0.3) if style == "buzz" else t.base
     inner: list[str] = [path(sil, fill=base_fill)]
@@ -577,14 +653,7 @@ def hair_front(c: Ctx) -> str:
         tex.append(_coils(CX - 230, 0, CX + 230, 420, 24, 7.5, t.shade, 3.0, 1, in_window))
         tex.append(_coils(CX - 150, top + 20, CX + 20, 150, 36, 6, c.hair_light, 2.4, 4))
     elif style == "buzz":
-        dots = []
-        for i in range(140):
-            a = (i * 0.61803) % 1.0
-            b = (i * 0.41421) % 1.0
-            x = CX + (a - 0.5) * 2 * (c.geo.crx + 2)
-            y = top + b * 150
-            dots.append(f"M{f(x)},{f(y)}l1.5,3")
-        tex.append(path("".join(dots), stroke=t.shade, stroke_width=2, stroke_linecap="round"))
+        tex.extend(_buzz_texture(c, edge, in_window))
     else:
         # strand lines and the anime "angel ring" highlight
         strands = []
@@ -620,23 +689,32 @@ def hair_front(c: Ctx) -> str:
             tex.append(
                 path("".join(rows), fill="none", stroke=t.deep, stroke_width=3, stroke_linecap="round")
             )
+    if style == "afro" or (style == "curly" and (c.spec.hair.front or "") == "open"):
+        # depth where the volume meets the forehead: the hair sits on the head, not over it like a wig
+        tex.append(path(edge, fill="none", stroke=t.deep, stroke_width=30, opacity="0.45"))
+    tex.extend(_grey(c, style, in_window))
     inner.append(group(tex, clip_path="url(#hf-sil)"))
-    inner.append(path(sil, fill="none", stroke=t.line, stroke_width=LINE, stroke_linejoin="round"))
-    inner.append(
-        group(
-            [
-                path(
-                    edge,
-                    fill="none",
-                    stroke=t.line,
-                    stroke_width=LINE * 0.8,
-                    stroke_linejoin="round",
-                    stroke_linecap="round",
-                )
-            ],
-            clip_path="url(#hf-sil)",
+    if style == "buzz":
+        # a thinner outline with a fuzz of short hairs, no line at the hairline: it reads as hair, not a cap
+        inner.append(path(sil, fill="none", stroke=t.line, stroke_width=LINE * 0.7, stroke_linejoin="round"))
+        inner.append(_fuzz(c, t.line))
+    else:
+        inner.append(path(sil, fill="none", stroke=t.line, stroke_width=LINE, stroke_linejoin="round"))
+        inner.append(
+            group(
+                [
+                    path(
+                        edge,
+                        fill="none",
+                        stroke=t.line,
+                        stroke_width=LINE * (0.6 if style == "afro" else 0.8),
+                        stroke_linejoin="round",
+                        stroke_linecap="round",
+                    )
+                ],
+                clip_path="url(#hf-sil)",
+            )
         )
-    )
     out.append(group(inner, clip_path="url(#hf-notwin)"))
     # pieces drawn on top: ties, braids in front, ahoge
     if style == "twin_tails":
@@ -684,3 +762,114 @@ def hair_front(c: Ctx) -> str:
             )
         )
     return group(out)
+
+
+# --- buzz cut and grey ------------------------------------------------------------------------------
+
+
+def _golden_points(n: int, x0: float, x1: float, y0: float, y1: float) -> list[Point]:
+    """n well-spread deterministic points in a box (two irrational strides)."""
+    return [
+        (x0 + (x1 - x0) * ((i * 0.61803) % 1.0), y0 + (y1 - y0) * ((i * 0.41421 + 0.17) % 1.0))
+        for i in range(n)
+    ]
+
+
+def _buzz_texture(c: Ctx, edge: str, hidden: Callable[[float, float], bool]) -> list[str]:
+    """Short hairs growing out from the crown, skin showing through at the hairline."""
+    t = c.hair
+    crx = c.geo.crx
+    top = c.geo.hair_top
+    crown = (CX + 18, top + 30)
+    dark: list[str] = []
+    lit: list[str] = []
+    for i, (x, y) in enumerate(_golden_points(420, CX - crx - 6, CX + crx + 6, top - 4, 272)):
+        if hidden(x, y):
+            continue
+        dx, dy = x - crown[0], y - crown[1]
+        ln = math.hypot(dx, dy) or 1.0
+        ux, uy = dx / ln * 5.0, dy / ln * 5.0
+        seg = f"M{f(x)},{f(y)}l{f(ux)},{f(uy)}"
+        (lit if i % 4 == 0 and y < top + 90 else dark).append(seg)
+    return [
+        # the hairline: hair thins out into skin (wide soft strokes of skin colour along the edge)
+        path(edge, fill="none", stroke=c.skin.base, stroke_width=22, opacity="0.35", stroke_linecap="round"),
+        path(edge, fill="none", stroke=c.skin.base, stroke_width=10, opacity="0.35", stroke_linecap="round"),
+        path("".join(dark), stroke=t.shade, stroke_width=2.2, stroke_linecap="round"),
+        path("".join(lit), stroke=c.hair_light, stroke_width=2.0, stroke_linecap="round", opacity="0.8"),
+        # a soft sheen on the crown
+        ellipse(CX - 30, top + 40, 54, 22, fill=c.hair_light, opacity="0.12"),
+    ]
+
+
+def _fuzz(c: Ctx, line: str) -> str:
+    """Short hairs standing out of the buzz cut's outline, over the top of the head."""
+    rx = c.geo.crx + FRONT["buzz"][0]
+    top = c.geo.hair_top
+    cy = CRANIUM_CY - 4
+    ry = cy - top
+    ticks = []
+    n = 46
+    for i in range(n + 1):
+        a = math.pi * (1.04 + 0.92 * i / n)
+        x, y = CX + rx * math.cos(a), cy + ry * math.sin(a)
+        nx, ny = math.cos(a) * ry, math.sin(a) * rx
+        ln = math.hypot(nx, ny) or 1.0
+        k = 3.0 + (i % 3) * 1.2
+        ticks.append(f"M{f(x)},{f(y)}l{f(nx / ln * k)},{f(ny / ln * k)}")
+    return path("".join(ticks), stroke=line, stroke_width=2.2, stroke_linecap="round")
+
+
+def _grey(c: Ctx, style: str, hidden: Callable[[float, float], bool]) -> list[str]:
+    """Grey at the temples, or salt-and-pepper strands, over the front hair (clipped to it by the caller)."""
+    kind = c.spec.hair.grey
+    if not kind:
+        return []
+    crx = c.geo.crx
+    top = c.geo.hair_top
+    grey = color.mix(GREY, c.hair.base, 0.12)
+    out: list[str] = []
+    if kind == "temples":
+        for s in (-1, 1):
+            x = CX + s * (crx - 10)
+            for k, (rx, ry, op) in enumerate(((46, 70, 0.35), (36, 58, 0.45), (26, 46, 0.6))):
+                out.append(ellipse(x + s * 4, 236 + k * 4, rx, ry, fill=grey, opacity=f"{op}"))
+            strands = "".join(
+                f"M{f(x + s * (j * 7 - 14))},{f(196 + j * 6)}q{f(s * 6)},{f(24)} {f(s * 2)},{f(52)}"
+                for j in range(5)
+            )
+            out.append(
+                path(strands, fill="none", stroke=GREY_LIGHT, stroke_width=2.4, stroke_linecap="round")
+            )
+        return out
+    # salt and pepper: fine grey and white strands all over, following the hair's flow from the crown
+    if style in ("afro", "curly"):
+        return [_coils(CX - 220, top, CX + 220, 420, 44, 6.5, GREY_LIGHT, 2.6, 3, hidden)]
+    return _grey_strands(c, style, hidden, top, 400)
+
+
+def _grey_strands(
+    c: Ctx, style: str, hidden: Callable[[float, float], bool], y0: float, y1: float, down: bool = False
+) -> list[str]:
+    """Fine grey and white strands in a band of rows, along the flow from the crown (or straight down)."""
+    crx = c.geo.crx
+    crown = (CX + 10, c.geo.hair_top + 24)
+    light: list[str] = []
+    mid: list[str] = []
+    out: list[str] = []
+    half_w = crx + (40 if down else 20)
+    for i, (x, y) in enumerate(_golden_points(150 if not down else 110, CX - half_w, CX + half_w, y0, y1)):
+        if hidden(x, y):
+            continue
+        dx, dy = (0.0, 1.0) if down else (x - crown[0], y - crown[1])
+        ln = math.hypot(dx, dy) or 1.0
+        length = 10.0 if style == "buzz" else (30.0 if down else 20.0)
+        ux, uy = dx / ln * length, dy / ln * length
+        seg = f"M{f(x)},{f(y)}q{f(ux * 0.5 + uy * 0.15)},{f(uy * 0.5 - ux * 0.15)} {f(ux)},{f(uy)}"
+        (light if i % 2 else mid).append(seg)
+    width = 2.0 if style == "buzz" else 2.4
+    out.append(path("".join(mid), fill="none", stroke=GREY_DARK, stroke_width=width, stroke_linecap="round"))
+    out.append(
+        path("".join(light), fill="none", stroke=GREY_LIGHT, stroke_width=width, stroke_linecap="round")
+    )
+    return out

@@ -16,6 +16,7 @@ from generation.chibi.geometry import (
     EAR_Y,
     LINE,
     MOUTH_Y,
+    OPEN_HATS,
     VIEW,
     Geometry,
     smooth,
@@ -227,6 +228,8 @@ def hat(c: Ctx, item: str) -> str:
             out.append(circle(x, y, 7, **_st(gc, 2.5)))
         for x, y in ((CX - w - 6, base - 56), (CX, base - 70), (CX + w + 6, base - 56)):
             out.append(circle(x, y, 6, **_st("#fff3c4", 2.5)))
+    elif item == "flower_crown":
+        out.append(flower_crown(c))
     elif item == "halo":
         y = g.hair_top - 26
         out.append(ellipse(CX, y, 84, 20, fill="none", stroke=color.outline(GOLD), stroke_width=15))
@@ -234,7 +237,106 @@ def hat(c: Ctx, item: str) -> str:
     return group(out)
 
 
+def elf_ears(c: Ctx) -> str:
+    """Long pointed ears in place of the human ones, reaching out and up past the hair at the sides."""
+    sk = c.skin
+    g = c.geo
+    out: list[str] = []
+    long_hair = g.hair_style in ("bob", "hime", "long_straight", "long_wavy")
+    for s in (-1, 1):
+        x = CX + s * (g.face_x(EAR_Y) - 4)
+        y = EAR_Y + 6
+        tip = (x + s * 82, y - 74)
+        d = (
+            f"M{f(x)},{f(y - 26)}"
+            f"C{f(x + s * 26)},{f(y - 40)} {f(tip[0] - s * 30)},{f(tip[1] + 18)} {f(tip[0])},{f(tip[1])}"
+            f"C{f(tip[0] - s * 14)},{f(tip[1] + 40)} {f(x + s * 40)},{f(y + 26)} {f(x + s * 6)},{f(y + 30)}"
+            f"Q{f(x - s * 6)},{f(y + 4)} {f(x)},{f(y - 26)}Z"
+        )
+        inner = (
+            f"M{f(x + s * 8)},{f(y - 14)}"
+            f"C{f(x + s * 26)},{f(y - 26)} {f(tip[0] - s * 34)},{f(tip[1] + 26)} {f(tip[0] - s * 12)},{f(tip[1] + 14)}"
+            f"C{f(tip[0] - s * 28)},{f(tip[1] + 40)} {f(x + s * 32)},{f(y + 12)} {f(x + s * 10)},{f(y + 16)}Z"
+        )
+        out.append(path(d, fill=sk.base, stroke=sk.line, stroke_width=LINE * 0.8, stroke_linejoin="round"))
+        out.append(path(inner, fill=sk.shade))
+        out.append(
+            path(
+                f"M{f(x + s * 16)},{f(y - 14)}Q{f(x + s * 40)},{f(y - 30)} {f(tip[0] - s * 22)},{f(tip[1] + 20)}",
+                fill="none",
+                stroke=sk.light,
+                stroke_width=3,
+                stroke_linecap="round",
+                opacity="0.8",
+            )
+        )
+        if long_hair:
+            # a lock of hair falls over the ear's root, so the ear comes out through the hair
+            lx = x - s * 2
+            lock = (
+                f"M{f(lx - s * 16)},{f(y - 46)}Q{f(lx + s * 22)},{f(y - 20)} {f(lx + s * 10)},{f(y + 40)}"
+                f"Q{f(lx - s * 4)},{f(y + 10)} {f(lx - s * 20)},{f(y - 20)}Z"
+            )
+            out.append(
+                path(lock, fill=c.hair.base, stroke=c.hair.line, stroke_width=3.5, stroke_linejoin="round")
+            )
+    return group(out)
+
+
+FLOWER_COLORS = (
+    ("#ffb3c9", "#f2c14e"),
+    ("#fff7fa", "#f2c14e"),
+    ("#ffd866", "#e8903a"),
+    ("#c9b5ff", "#fff3c4"),
+)
+
+
+def flower_crown(c: Ctx) -> str:
+    """A wreath of small flowers and leaves around the head, seen a little from above."""
+    g = c.geo
+    rx = g.hat_half_w - 14 if g.hair_style != "afro" else g.hat_half_w - 30
+    top = max(g.hair_top, 84.0) if g.hair_style == "bun" else g.hair_top
+    cy = top + (52 if g.hair_style != "afro" else 60)
+    ry = 26.0
+    leaf = "#6bbf72"
+    lt = color.Tone.of(leaf)
+    out: list[str] = []
+    # the far side of the wreath: a vine with leaves, behind the flowers
+    back = f"M{f(CX - rx)},{f(cy)}C{f(CX - rx)},{f(cy - ry * 1.3)} {f(CX + rx)},{f(cy - ry * 1.3)} {f(CX + rx)},{f(cy)}"
+    out.append(path(back, fill="none", stroke=lt.line, stroke_width=9, stroke_linecap="round"))
+    out.append(path(back, fill="none", stroke=lt.shade, stroke_width=5, stroke_linecap="round"))
+    n = 9
+    spots = []
+    for i in range(n):
+        a = math.pi * (1.0 - i / (n - 1))
+        spots.append((CX + rx * math.cos(a), cy + ry * math.sin(a) * 0.9))
+    for i, (x, y) in enumerate(spots[:-1]):
+        nx_, ny_ = spots[i + 1]
+        mx, my = (x + nx_) / 2, (y + ny_) / 2 + 8
+        ang = math.degrees(math.atan2(ny_ - y, nx_ - x))
+        out.append(
+            ellipse(mx, my, 15, 7, transform=f"rotate({f(ang + 25)} {f(mx)} {f(my)})", **_st(leaf, 2.5))
+        )
+    for i, (x, y) in enumerate(spots):
+        petal, centre = FLOWER_COLORS[i % len(FLOWER_COLORS)]
+        r = 14.0 if i % 2 == 0 else 11.0
+        petals = [
+            circle(
+                x + r * 0.75 * math.cos(k * 2 * math.pi / 5 + i),
+                y + r * 0.75 * math.sin(k * 2 * math.pi / 5 + i),
+                r * 0.62,
+                **_st(petal, 2.2),
+            )
+            for k in range(5)
+        ]
+        out.extend(petals)
+        out.append(circle(x, y, r * 0.4, **_st(centre, 2)))
+    return group(out)
+
+
 def animal_ears(c: Ctx, item: str) -> str:
+    if item == "elf_ears":
+        return elf_ears(c)
     (lx, ly), (rx, ry) = c.geo.animal_ear_bases()
     fur = c.spec.hair.color or "#7a4e34"
     if c.geo.hair_style == "bald":
@@ -312,7 +414,7 @@ def animal_ears(c: Ctx, item: str) -> str:
 def hair_accessory(c: Ctx, item: str) -> str:
     g = c.geo
     (_lx, _ly), (rx, ry) = g.animal_ear_bases()
-    if g.hat in (None, "crown", "halo"):
+    if g.hat is None or g.hat in OPEN_HATS:
         x, y = rx + 6, ry + 24
     else:
         x, y = CX + g.hat_half_w - 10, g.hat_rim_y + 30
@@ -353,11 +455,11 @@ def headphones(c: Ctx) -> str:
     _, (rx_, _ry) = g.ears
     col = "#5b6cff"
     t = color.Tone.of(col)
-    top = g.hair_top - 6 if g.hat is None else (g.hat_cover_top if g.hat in ("crown", "halo") else g.hair_top)
+    top = g.hair_top - 6 if g.hat is None else (g.hat_cover_top if g.hat in OPEN_HATS else g.hair_top)
     w = max(abs(rx_ - CX) + 26, g.hat_half_w + 14) if g.hair_style != "afro" else g.hat_half_w + 30
     out = []
     band = f"M{f(CX - w + 10)},{f(EAR_Y - 20)}C{f(CX - w)},{f(top - 40)} {f(CX + w)},{f(top - 40)} {f(CX + w - 10)},{f(EAR_Y - 20)}"
-    if g.hat in (None, "crown", "halo"):
+    if g.hat is None or g.hat in OPEN_HATS:
         out.append(path(band, fill="none", stroke=t.line, stroke_width=18, stroke_linecap="round"))
         out.append(path(band, fill="none", stroke=col, stroke_width=11, stroke_linecap="round"))
     for s in (-1, 1):

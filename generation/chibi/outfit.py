@@ -9,7 +9,7 @@ from generation.chibi import color
 from generation.chibi.context import Ctx
 from generation.chibi.face import heart_path
 from generation.chibi.geometry import COLLAR_Y, CX, LINE, VIEW
-from generation.chibi.svgkit import bands, circle, clip, defs, f, group, linear, path, rect
+from generation.chibi.svgkit import bands, circle, clip, defs, ellipse, f, group, linear, path, rect
 
 BODY = (
     f"M{f(CX - 44)},{f(COLLAR_Y - 6)}C{f(CX - 104)},{f(COLLAR_Y - 2)} {f(CX - 150)},{f(COLLAR_Y + 14)} {f(CX - 160)},{f(COLLAR_Y + 66)}"
@@ -530,4 +530,78 @@ def background(c: Ctx) -> str:
                 y = row * 96 + rng.uniform(-10, 10)
                 hearts.append(path(heart_path(x, y, rng.uniform(22, 34)), fill=mark))
         out.append(group(hearts))
+    elif kind == "blossoms":
+        out.append(_blossoms(a, rng))
+    return group(out)
+
+
+def _sakura(x: float, y: float, r: float, rot: float, petal: str, line: str, centre: str) -> str:
+    """A cherry blossom: five notched petals around a small centre."""
+    petals = []
+    for k in range(5):
+        a = math.radians(rot + k * 72)
+        px, py = x + r * 0.55 * math.cos(a), y + r * 0.55 * math.sin(a)
+        tx, ty = x + r * math.cos(a), y + r * math.sin(a)
+        nx, ny = -math.sin(a), math.cos(a)
+        w = r * 0.42
+        petals.append(
+            f"M{f(x)},{f(y)}Q{f(px + nx * w * 1.3)},{f(py + ny * w * 1.3)} {f(tx + nx * w * 0.5)},{f(ty + ny * w * 0.5)}"
+            f"L{f(x + r * 0.85 * math.cos(a))},{f(y + r * 0.85 * math.sin(a))}"
+            f"L{f(tx - nx * w * 0.5)},{f(ty - ny * w * 0.5)}Q{f(px - nx * w * 1.3)},{f(py - ny * w * 1.3)} {f(x)},{f(y)}Z"
+        )
+    return group(
+        [
+            path(
+                "".join(petals),
+                fill=petal,
+                stroke=line,
+                stroke_width=max(1.5, r * 0.09),
+                stroke_linejoin="round",
+            ),
+            circle(x, y, r * 0.2, fill=centre),
+        ]
+    )
+
+
+def _blossoms(a: str, rng: random.Random) -> str:
+    """Cherry blossoms: branches reaching in from the sides, flowers on them, petals drifting down."""
+    petal = "#ffe4ee"
+    if color.delta_e(petal, a) < 12:
+        petal = "#fff8fb"
+    line = "#e0739a"
+    centre = "#d94f7c"
+    bark = "#7a4e3d"
+    out = []
+    # branches from the left and right edges (the avatar covers the middle)
+    for s, y0 in ((-1, 128.0), (1, 70.0)):
+        x0 = CX + s * 270
+        d = (
+            f"M{f(x0)},{f(y0 - 30)}Q{f(CX + s * 210)},{f(y0 - 6)} {f(CX + s * 170)},{f(y0 + 40)}"
+            f"M{f(CX + s * 214)},{f(y0)}Q{f(CX + s * 206)},{f(y0 - 40)} {f(CX + s * 176)},{f(y0 - 62)}"
+            f"M{f(CX + s * 196)},{f(y0 + 14)}Q{f(CX + s * 224)},{f(y0 + 50)} {f(CX + s * 214)},{f(y0 + 86)}"
+        )
+        out.append(path(d, fill="none", stroke=bark, stroke_width=10, stroke_linecap="round"))
+        for k, (dx, dy, r) in enumerate(
+            ((236, -18, 28), (176, 40, 24), (182, -60, 22), (214, 84, 22), (206, 8, 18), (250, 36, 17))
+        ):
+            out.append(_sakura(CX + s * dx, y0 + dy, r, rng.uniform(0, 72) + k * 9, petal, line, centre))
+    # drifting petals
+    for _ in range(22):
+        x, y = rng.uniform(8, 504), rng.uniform(150, 505)
+        if abs(x - CX) < 160 and y < 440:
+            x = CX + (1 if x >= CX else -1) * rng.uniform(176, 248)
+        pr = rng.uniform(8, 13)
+        ang = rng.uniform(0, 180)
+        out.append(
+            ellipse(
+                x,
+                y,
+                pr,
+                pr * 0.6,
+                fill=petal,
+                stroke=line,
+                stroke_width=2,
+                transform=f"rotate({f(ang)} {f(x)} {f(y)})",
+            )
+        )
     return group(out)

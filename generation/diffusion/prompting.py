@@ -125,6 +125,12 @@ ITEM_TAGS: dict[str, str] = {
     "bat_wings": "bat wings",
     "magic_wand": "holding wand",
     "boba_tea": "holding bubble tea",
+    "elf_ears": "pointy ears",
+    "flower_crown": "head wreath, flower crown",
+}
+HAIR_GREY_TAGS: dict[str, str] = {
+    "temples": "grey hair at temples",
+    "salt_pepper": "multicolored hair, grey hair",
 }
 OUTFIT_TAGS: dict[str, str] = {
     "tshirt": "t-shirt",
@@ -147,6 +153,7 @@ BACKGROUND_TAGS: dict[str, str] = {
     "stripes": "striped background, {c} background",
     "stars": "starry background, {c} background",
     "hearts": "heart background, {c} background",
+    "blossoms": "cherry blossoms, petals, {c} background",
 }
 
 
@@ -168,6 +175,8 @@ def spec_tags(spec: AvatarSpec) -> list[str]:
     if hair_style != "bald":
         tags.append(f"{_color(s.hair.color)} hair")
     tags.append(HAIR_STYLE_TAGS.get(hair_style, catalog.get("hair_style", hair_style).en))
+    if s.hair.grey and hair_style != "bald":
+        tags.append(HAIR_GREY_TAGS.get(s.hair.grey, ""))
     if s.hair.front and hair_style not in ("bald", "buzz"):
         tags.append(HAIR_FRONT_TAGS.get(s.hair.front, ""))
     tags.append(f"{_color(s.eyes.color)} eyes")

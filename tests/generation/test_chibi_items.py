@@ -10,7 +10,7 @@ import pytest
 from generation import catalog
 from generation.chibi import ChibiEngine, render
 from generation.chibi.context import Ctx
-from generation.chibi.geometry import EYE_RY, EYE_Y, VIEW
+from generation.chibi.geometry import BROW_Y, EYE_RY, EYE_Y, VIEW
 from generation.spec import AvatarSpec
 
 ENGINE = ChibiEngine()
@@ -54,12 +54,28 @@ def check_item(item: str, style: str, shape: str) -> None:
         assert y1 < eyes_top, f"{where}: hat reaches the eyes"
         if item in ("crown", "halo"):
             assert abs(y1 - c.geo.hair_top * K) < 40 * K, f"{where}: not on top of the hair"
+        elif item == "flower_crown":
+            # a wreath around the head: on the hair, above the brows, wider than it is tall
+            hair = _cov(spec, "hair_back", "hair_front", "head")
+            assert (it & hair).any(), f"{where}: wreath floats off the head"
+            assert y1 < BROW_Y * K, f"{where}: wreath reaches the brows"
+            assert x1 - x0 > 2 * (y1 - y0), f"{where}: not a ring around the head"
         else:
             assert abs(y1 - c.geo.hat_rim_y * K) < 44 * K, f"{where}: brim not at the head-top anchor"
             hair = _cov(spec, "hair_back", "hair_front")
             assert item == "bandana" or not hair[: max(0, y0 - 1)].any(), (
                 f"{where}: hair pokes out above the hat"
             )
+    elif item == "elf_ears":
+        # long pointed ears at the sides of the head, where the human ears are, reaching past the hair
+        head = _cov(spec, "head")
+        assert (it & head).any(), f"{where}: elf ears float off the head"
+        (lx, ly), (rx, _ry) = c.geo.ears
+        assert x0 < (lx - 40) * K and x1 > (rx + 40) * K, f"{where}: elf ears do not reach out sideways"
+        assert y0 < (ly - 50) * K, f"{where}: elf ears do not point up"
+        assert y1 < c.geo.chin_y * K, f"{where}: elf ears hang below the chin"
+        vis = ENGINE.masks(spec, SIZE)
+        assert vis["item:elf_ears"].sum() > 0.8 * it.sum(), f"{where}: elf ears hidden"
     elif slot == "ears":
         hair_head = _cov(spec, "hair_front", "hair_back", "head")
         assert (it & hair_head).any(), f"{where}: ears float off the head"

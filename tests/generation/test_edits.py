@@ -109,3 +109,26 @@ def test_suggest_english_and_chinese() -> None:
     assert suggest("item", "", "en", within=["crown", "scarf"]) == [("crown", "crown"), ("scarf", "scarf")]
     assert suggest("expression", "zzzz", "en") == []
     assert all(i in catalog.ids("hair_style") for i, _ in suggest("hair_style", "", "zh"))
+
+
+def test_grey_hair_edits_change_only_the_grey() -> None:
+    temples = apply_edit(BASE, hair_grey="grey temples")
+    assert temples.spec.hair.grey == "temples"
+    assert changed_keys(BASE, temples.spec) == {"hair": {**BASE.to_json()["hair"], "grey": "temples"}}
+    assert temples.changes == ["grey in the hair: grey at the temples"]
+    pepper = apply_edit(temples.spec, hair_grey="花白")
+    assert pepper.spec.hair.grey == "salt_pepper" and pepper.spec.hair.color == BASE.hair.color
+    cleared = apply_edit(pepper.spec, hair_grey="none")
+    assert cleared.spec.hair.grey is None and cleared.changes == ["grey in the hair: none"]
+    free = apply_edit(BASE, prompt="add grey temples")
+    assert free.spec.hair.grey == "temples" and free.spec.items == BASE.items
+    with pytest.raises(SpecError):
+        apply_edit(BASE, hair_grey="polka")
+
+
+def test_new_items_and_blossoms_in_edits() -> None:
+    elf = apply_edit(BASE, add=["pointy ears", "花环"])
+    assert {"elf_ears", "flower_crown"} <= set(elf.spec.items) and "beanie" not in elf.spec.items
+    assert apply_edit(BASE, background="樱花").spec.background.kind == "blossoms"
+    assert apply_edit(BASE, background="pink sakura").spec.background.kind == "blossoms"
+    assert suggest("item", "elf")[0] == ("elf_ears", "elf ears")

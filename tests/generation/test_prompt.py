@@ -215,7 +215,7 @@ def _diff(a: AvatarSpec, b: AvatarSpec) -> dict[str, Any]:
         ("remove the glasses", {"items": ["beanie"]}),
         (
             "make my hair pink",
-            {"hair": {"style": "bob", "front": None, "color": "#f49ac1", "highlight": None}},
+            {"hair": {"style": "bob", "front": None, "color": "#f49ac1", "highlight": None, "grey": None}},
         ),
         ("戴上皇冠", {"items": ["round_glasses", "crown"]}),
         ("换成蓝色眼睛", {"eyes": {"style": None, "color": "#4a7fd9", "catchlights": None}}),
@@ -234,3 +234,33 @@ def test_free_text_edit_of_a_missing_item_says_so() -> None:
     result = parse_edit("remove the sunglasses", AvatarSpec(seed=1))
     assert result.spec == AvatarSpec(seed=1)
     assert any("no sunglasses" in n for n in result.notes)
+
+
+@pytest.mark.parametrize("row", TABLE["likeness"], ids=lambda r: r["prompt"])
+def test_likeness_prompts_each_parse_exactly(row: dict[str, Any]) -> None:
+    """Issue 15's misses (beards, lavender, white and black hair, blossom backgrounds, elf ears, flower
+    crowns, shy, grey hair): unlike the big table, every one of these must parse right."""
+    spec = parse_prompt(row["prompt"], seed=1).spec
+    for fld, want in row["expect"].items():
+        want_value = None if want is None else expected(fld, want)
+        assert value(spec, fld) == want_value, (row["prompt"], fld)
+
+
+def test_scene_words_are_backgrounds_not_items() -> None:
+    for text in ("背景是樱花", "flower background", "a background of flowers", "背景：花"):
+        result = parse_prompt(text, seed=1)
+        assert result.spec.background.kind == "blossoms", text
+        assert "flower" not in result.spec.items, text
+    assert parse_prompt("a flower in her hair, starry background", seed=1).spec.items == ("flower",)
+
+
+def test_grey_round_trips_through_json_and_edits() -> None:
+    spec = parse_prompt("black hair, grey temples", seed=5).spec
+    again = AvatarSpec.from_json(json.loads(json.dumps(spec.to_json())))
+    assert again == spec and again.hair.grey == "temples"
+    assert again.resolved().hair.grey == "temples"
+    old = AvatarSpec.from_json({k: v for k, v in spec.to_json().items() if k != "hair"})
+    assert old.hair.grey is None  # specs stored before the field existed still load
+    edited = parse_edit("salt and pepper hair", spec).spec
+    assert (edited.hair.grey, edited.hair.color) == ("salt_pepper", spec.hair.color)
+    assert parse_edit("no grey temples", spec).spec.hair.grey is None

@@ -137,6 +137,29 @@ def test_labels_follow_the_spec() -> None:
     assert bald.heads["hair_color"] == -1  # no hair colour to ask for or grade
 
 
+def test_the_label_set_is_frozen_and_the_catalog_may_grow_past_it() -> None:
+    """The shipped models' label set stays theirs: every id in it is still in the catalog, and an entry
+    the catalog gained later has no label (rather than shifting every index after it)."""
+    from generation import catalog
+
+    for head, category in (
+        ("hair_color", "color"),
+        ("hair_style", "hair_style"),
+        ("expression", "expression"),
+    ):
+        assert set(HEADS[head]) <= set(catalog.ids(category)), head
+    assert set(HEADS["skin_tone"]) <= set(catalog.ids("skin_tone"))
+    assert set(ITEMS) <= set(catalog.ids("item"))
+    newer = [i for i in catalog.ids("item") if i not in ITEMS]
+    if newer:
+        labels = labels_of(AvatarSpec(items=[newer[0], "cat_ears"]))
+        assert [ITEMS[i] for i in labels.items] == ["cat_ears"]
+    newer_colours = [c for c in catalog.ids("color") if c not in HEADS["hair_color"]]
+    if newer_colours:
+        hex_value = catalog.get("color", newer_colours[0]).hex
+        assert labels_of(AvatarSpec(hair={"color": hex_value})).heads["hair_color"] == -1
+
+
 def test_tokenizer_reads_every_caption_word_without_unknowns(renders: Path, tmp_path: Path) -> None:
     from transformers import CLIPTokenizer
 
