@@ -10,7 +10,8 @@ The peers are bench-only (not in pyproject.toml). Each generator renders ``--n``
   carries the ``parameters`` text chunk (prompt + spec JSON), which is part of our cost;
 - peers (all three produce SVG): their SVG call, then the same rasteriser as ours (skia-python
   ``SVGDOM`` drawn into a 512 px straight-alpha RGBA surface, scaled uniformly to fit and centred),
-  then the same PNG encoding as ours (filter type 0, one zlib stream at level 1), re-implemented here.
+  then the same PNG encoding as ours (filter type 0, one deflate stream at level 1 through
+  ``generation.chibi.engine.deflate``: ISA-L when installed, as ours), re-implemented here.
   py-avataaars quotes its mask IRIs (``url('#id')``), which skia ignores; they are unquoted with one
   regex substitution before rasterising (counted in its PNG time). A peer whose first renders come out
   as one flat colour is recorded as failed rather than timed.
@@ -47,6 +48,7 @@ import numpy as np
 import skia
 
 from generation.chibi import ChibiEngine
+from generation.chibi.engine import deflate
 
 try:  # the same inputs and percentile as bench_render.py
     from bench.bench_render import pct, random_spec
@@ -88,7 +90,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def encode_png(rgba: np.ndarray) -> bytes:
-    """8-bit RGBA PNG, filter type 0 on every row, one zlib stream at level 1 (as our engine does)."""
+    """8-bit RGBA PNG, filter type 0 on every row, one deflate stream at level 1 (as our engine does)."""
     h, w, _ = rgba.shape
     rows = np.empty((h, w * 4 + 1), np.uint8)
     rows[:, 0] = 0
@@ -98,7 +100,7 @@ def encode_png(rgba: np.ndarray) -> bytes:
         [
             b"\x89PNG\r\n\x1a\n",
             _chunk(b"IHDR", header),
-            _chunk(b"IDAT", zlib.compress(rows.data, 1)),
+            _chunk(b"IDAT", deflate(rows.data, 1)),
             _chunk(b"IEND", b""),
         ]
     )
@@ -343,7 +345,7 @@ def main() -> None:
         "method": (
             "per avatar, end to end: spec/options -> 512 px PNG bytes. Peers: their SVG call, then skia "
             "SVGDOM into a 512 px straight-alpha RGBA surface (uniform scale to fit, centred), then PNG "
-            "with filter 0 + zlib level 1, as ours. Ours: ChibiEngine().render(spec, 512), which also "
+            "with filter 0 + deflate level 1 (engine.deflate: ISA-L), as ours. Ours: ChibiEngine().render(spec, 512), which also "
             "writes the parameters text chunk. svg_ms: the SVG call alone. ratio = ours / theirs "
             "(medians; > 1 means ours is slower). Network cut during the run."
         ),

@@ -5,11 +5,27 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+# f() runs about 2,000 times per avatar, and formatting a float costs about 300 ns; most numbers recur
+# (the same geometry across specs), so a bounded memo of the strings saves about 0.4 ms per avatar.
+_F_MEMO: dict[float, str] = {}
+_F_MEMO_MAX = 1 << 15
+
 
 def f(x: float) -> str:
     """A compact number: one decimal, no trailing zeros."""
+    s = _F_MEMO.get(x)
+    if s is not None:
+        return s
     s = f"{x:.1f}"
-    return s[:-2] if s.endswith(".0") else s
+    s = s[:-2] if s.endswith(".0") else s
+    if x != 0:  # 0.0 and -0.0 are equal keys but print differently ("0", "-0")
+        if len(_F_MEMO) >= _F_MEMO_MAX:
+            _F_MEMO.clear()
+        _F_MEMO[x] = s
+    return s
+
+
+_ATTR_NAMES: dict[str, str] = {}
 
 
 def attrs(**kw: object) -> str:
@@ -17,7 +33,9 @@ def attrs(**kw: object) -> str:
     for k, v in kw.items():
         if v is None:
             continue
-        name = k.rstrip("_").replace("_", "-")
+        name = _ATTR_NAMES.get(k)
+        if name is None:
+            name = _ATTR_NAMES[k] = k.rstrip("_").replace("_", "-")
         parts.append(f'{name}="{f(v) if isinstance(v, float) else v}"')
     return " ".join(parts)
 
