@@ -2,12 +2,15 @@
 
     .venv/bin/python -m bench.bench_service            # all sections, saves bench/results/service.json
     .venv/bin/python -m bench.bench_service --quick    # fewer jobs, for a smoke run
+    .venv/bin/python -m bench.bench_service --profile 80   # only the one-user breakdown (docs/service.md)
 
 Sections:
 
 1. users: 1, 10 and 50 concurrent users, each submitting 20 jobs one after another (submit, await the
    result, submit the next): jobs/s and p50/p95 submit -> result latency, with the chibi engine in the
    worker (or the synthetic engine, labelled as such, if generation.chibi cannot be loaded yet);
+1b. profile: one user's jobs one after another, the time of each phase and of each job store call;
+1c. memory: resident memory of the bot process and of the worker over 2,000 jobs;
 2. batching: a burst of jobs on the synthetic engine (fixed cost per batch + per item, like a GPU) with
    batching on (max_batch=8) and off (max_batch=1) in the same run;
 3. crash recovery: SIGKILL the worker while a job runs; time from the kill to a new worker ready and to
@@ -160,8 +163,14 @@ async def users_section(
             "latency_p95_ms": round(pct(latencies, 0.95) * 1000, 1),
             **lag,
         }
+        # Relative to the drawing measured in the same run: the share of the worker's capacity (jobs/s
+        # times drawing seconds per job) and the p50 overhead over the drawing time.
+        row["capacity_share"] = round(row["jobs_per_s"] * row["worker_ms_per_job"] / 1000, 3)
+        row["p50_over_drawing_ms"] = round(row["latency_p50_ms"] - row["worker_ms_per_job"], 1)
         print(
-            f"  {users:>3} users x {jobs_each}: {row['jobs_per_s']:>7} jobs/s  p50 {row['latency_p50_ms']} ms  "
+            f"  {users:>3} users x {jobs_each}: {row['jobs_per_s']:>7} jobs/s "
+            f"({row['capacity_share']:.0%} of drawing capacity)  p50 {row['latency_p50_ms']} ms "
+            f"(drawing +{row['p50_over_drawing_ms']} ms)  "
             f"p95 {row['latency_p95_ms']} ms  loop lag p99 {row['lag_p99_ms']} ms  "
             f"worker {row['worker_ms_per_job']} ms/job, batch {row['mean_batch_size']}",
             flush=True,
@@ -238,6 +247,138 @@ async def crash_section(store: SqlJobStore, trials: int) -> dict[str, Any]:
     return result
 
 
+class TimedStore(SqlJobStore):
+    """The real job store, timing each call (for ``--profile``)."""
+
+    def __init__(self, storage: Storage) -> None:
+        super().__init__(storage)
+        self.spent: dict[str, list[float]] = {}
+
+    async def _timed(self, name: str, call: Awaitable[Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return await call
+        finally:
+            self.spent.setdefault(name, []).append(time.perf_counter() - started)
+
+    async def create_many(self, items: Any, deliver: Any) -> list[int]:
+        return await self._timed("create_many", super().create_many(items, deliver))
+
+    async def mark_running(self, job_id: int) -> None:
+        await self._timed("mark_running", super().mark_running(job_id))
+
+    async def complete(self, job_id: int, result: dict[str, Any]) -> dict[str, Any]:
+        return await self._timed("complete", super().complete(job_id, result))
+
+
+async def profile_section(storage: Storage, jobs: int) -> dict[str, Any]:
+    """One user, one job at a time: where the time from submit to result goes (medians, ms)."""
+    store = TimedStore(storage)
+    phases: dict[str, list[float]] = {
+        "submit": [],
+        "submit_to_started": [],
+        "started_to_result": [],
+        "total": [],
+    }
+
+    async def body(service: GenerationService) -> dict[str, Any]:
+        for n in range(jobs):
+            t0 = time.perf_counter()
+            handle = await service.submit(request(0, n, "chibi", 512))
+            t1 = time.perf_counter()
+            started = t1
+            async for event in handle.events():
+                if event.kind == "started":
+                    started = time.perf_counter()
+            await handle.result()
+            t3 = time.perf_counter()
+            for key, value in (
+                ("submit", t1 - t0),
+                ("submit_to_started", started - t1),
+                ("started_to_result", t3 - started),
+                ("total", t3 - t0),
+            ):
+                phases[key].append(value)
+        m = service.metrics
+        run_s = m.value("chibify_generation_batch_run_seconds_sum") or 0.0
+        count = m.value("chibify_generation_batch_size_sum") or 1.0
+        return {"worker_ms_per_job": round(run_s / count * 1000, 2)}
+
+    extra = await with_service(store, ("chibi",), body, max_batch=4, batch_window_s=0.01)
+    out: dict[str, Any] = {k: round(statistics.median(v) * 1000, 2) for k, v in phases.items()}
+    out.update({f"store_{k}": round(statistics.median(v) * 1000, 2) for k, v in store.spent.items()})
+    out.update(extra)
+    for key, value in out.items():
+        print(f"  {key:<24} {value:>8} ms", flush=True)
+    return out
+
+
+def rss_mib(pid: int | None = None) -> float:
+    """Resident memory of a process (this one by default), from /proc."""
+    try:
+        with open(f"/proc/{pid or 'self'}/statm") as fh:
+            pages = int(fh.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+async def memory_section(store: SqlJobStore, jobs: int, users: int = 20) -> dict[str, Any]:
+    """Resident memory of the bot process and of the worker while ``jobs`` chibi jobs run (``users``
+    users, closed loop), sampled every quarter."""
+    each = jobs // users
+    samples: list[dict[str, float]] = []
+
+    async def body(service: GenerationService) -> None:
+        done = 0
+
+        def sample() -> None:
+            samples.append(
+                {"jobs": done, "service_mib": rss_mib(), "worker_mib": rss_mib(service.worker_pid)}
+            )
+
+        async def user(u: int) -> None:
+            nonlocal done
+            for n in range(each):
+                handle = await service.submit(request(u, n, "chibi", 512))
+                await handle.result()
+                done += 1
+                if done % (jobs // 4) == 0:
+                    sample()
+
+        # a short warm-up first, so that the first sample is taken with the caches filled
+        for n in range(20):
+            await (await service.submit(request(9999, n, "chibi", 512))).result()
+        sample()
+        await asyncio.gather(*(user(u) for u in range(users)))
+
+    await with_service(store, ("chibi",), body, max_batch=4, batch_window_s=0.01)
+    first, last = samples[0], samples[-1]
+    out = {
+        "jobs": each * users,
+        "users": users,
+        "samples": samples,
+        "service_growth_mib": round(last["service_mib"] - first["service_mib"], 1),
+        "worker_growth_mib": round(last["worker_mib"] - first["worker_mib"], 1),
+    }
+    print(
+        f"  {out['jobs']} jobs: service RSS {first['service_mib']} -> {last['service_mib']} MiB, "
+        f"worker {first['worker_mib']} -> {last['worker_mib']} MiB",
+        flush=True,
+    )
+    return out
+
+
+async def profile_only(jobs: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="chibify-bench-") as tmp:
+        storage = await Storage.open(None, tmp, upgrade=True)
+        try:
+            print(f"one user, {jobs} jobs one after another: medians", flush=True)
+            return await profile_section(storage, jobs)
+        finally:
+            await storage.close()
+
+
 async def main(quick: bool) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING)
     jobs_each = 5 if quick else 20
@@ -269,6 +410,11 @@ async def main(quick: bool) -> dict[str, Any]:
                     "engine_cost": {"per_batch_s": 0.02, "per_item_s": 0.015},
                     "rows": section,
                 }
+            if not quick:
+                print("1b. one user, where the time goes (medians)", flush=True)
+                figures["profile"] = await profile_section(storage, 100)
+                print("1c. memory over 2,000 jobs", flush=True)
+                figures["memory"] = await memory_section(store, 2000)
             print("2. batching on vs off (synthetic engine, burst)", flush=True)
             figures["batching"] = await batching_section(store, 80 if quick else 240)
             print("3. worker crash recovery", flush=True)
@@ -281,7 +427,13 @@ async def main(quick: bool) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer jobs (smoke run); does not save")
+    parser.add_argument(
+        "--profile", type=int, metavar="JOBS", help="only the one-user breakdown of JOBS jobs; does not save"
+    )
     args = parser.parse_args()
+    if args.profile:
+        asyncio.run(profile_only(args.profile))
+        raise SystemExit(0)
     result = asyncio.run(main(args.quick))
     print(json.dumps(result, indent=2))
     if not args.quick:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -77,6 +77,12 @@ class JobStore(Protocol):
     has (``storage.errors.InvalidTransition`` does); a job that no longer exists raises a ``LookupError``
     (``storage.errors.NotFound``). The service takes both as what the store recorded and does not retry
     them; any other exception is taken as a fault that may pass, and retried.
+
+    A store may also offer ``mark_running_many(job_ids)`` and ``complete_many([(job_id, result), ...])``:
+    the same transitions for the jobs of a batch in one transaction, returning one entry per job (None or
+    the stored value, or the refusal exception it would have raised for that job alone) and raising only
+    for a fault (then nothing was written). The service uses them for batches of two or more jobs
+    (:meth:`Bookkeeper.running_all`, :meth:`Bookkeeper.complete_all`).
 
     With workers shared by several processes (a broker), the service also calls
     ``count_unfinished(user_key) -> (the user's unfinished jobs, all unfinished jobs)`` at admission, so
@@ -154,6 +160,78 @@ class Bookkeeper:
             await asyncio.sleep(delay)  # a short, bounded backoff
             delay = min(delay * 2, STORE_BACKOFF_MAX_S)
         raise AssertionError("unreachable")
+
+    async def running_all(self, job_ids: Sequence[int]) -> list[Any]:
+        """``mark_running`` for the jobs of a batch: one entry per job, None once it is running, or the
+        exception :meth:`retrying` would have raised for it alone."""
+        many = getattr(self.store, "mark_running_many", None)
+        ids = list(job_ids)
+        return await self._group(
+            "mark_running",
+            ids,
+            (lambda: many(ids)) if many is not None else None,
+            lambda job_id: self.retrying("mark_running", job_id, done_when="running"),
+            done_when="running",
+        )
+
+    async def complete_all(self, items: Sequence[tuple[int, dict[str, Any]]]) -> list[Any]:
+        """``complete`` for the results of a batch, with one commit: one entry per job, what the store
+        returned for it, or the exception :meth:`retrying` would have raised for it alone."""
+        many = getattr(self.store, "complete_many", None)
+        results = dict(items)
+        listed = list(items)
+        return await self._group(
+            "complete",
+            [job_id for job_id, _ in listed],
+            (lambda: many(listed)) if many is not None else None,
+            lambda job_id: self.retrying("complete", job_id, results[job_id]),
+        )
+
+    async def _group(
+        self,
+        method: str,
+        job_ids: list[int],
+        call_many: Callable[[], Awaitable[Sequence[Any]]] | None,
+        call_one: Callable[[int], Awaitable[Any]],
+        *,
+        done_when: str = "",
+    ) -> list[Any]:
+        """One store call for all ``job_ids`` (tried :data:`STORE_TRIES` times), or, for a single job, a
+        store without the group call, or a group call that keeps failing, :meth:`retrying` job by job (one
+        job the store cannot take must not sink the others)."""
+        if call_many is not None and len(job_ids) > 1:
+            delay = STORE_BACKOFF_S
+            for attempt in range(1, STORE_TRIES + 1):
+                try:
+                    answers = list(await call_many())
+                    if len(answers) != len(job_ids):
+                        raise RuntimeError(f"{len(answers)} answers for {len(job_ids)} jobs")
+                    return [
+                        None
+                        if isinstance(a, Exception) and done_when and recorded_status(a) == done_when
+                        else a
+                        for a in answers
+                    ]
+                except Exception as exc:
+                    log.warning(
+                        "job store %s_many(%s) failed (try %d of %d): %s",
+                        method,
+                        job_ids,
+                        attempt,
+                        STORE_TRIES,
+                        describe_error(exc),
+                    )
+                    if attempt == STORE_TRIES:
+                        break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, STORE_BACKOFF_MAX_S)
+        out: list[Any] = []
+        for job_id in job_ids:
+            try:
+                out.append(await call_one(job_id))
+            except Exception as exc:
+                out.append(exc)
+        return out
 
     async def until_recorded(self, method: str, job_id: int, *args: Any) -> str | None:
         """Call the store until it records the change (None) or refuses it (the status it has, see

@@ -16,6 +16,7 @@ built-in, and ``EngineSpec(name, target, options)`` gives a name to a target wit
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 import struct
@@ -141,6 +142,7 @@ class ChibiAdapter:
     """
 
     one_at_a_time = True  # the worker calls run_batch per request, so a hang names its job
+    draws_selfie_spec = True  # the worker turns a selfie into request.spec first (prepare_selfie)
 
     def __init__(self) -> None:
         from generation.chibi import ChibiEngine
@@ -160,7 +162,9 @@ class ChibiAdapter:
                 # seed); the engine resolves them itself, deterministically.
                 spec = self._spec_cls.from_json(request.spec)
                 faces = (0, 0)
-                if request.init_image is not None:  # a selfie: the photo decides the spec
+                if selfie_prepared(request):  # the worker already turned the photo into the spec
+                    faces = (int(request.meta("face_count") or 0), int(request.meta("face_used") or 0))
+                elif request.init_image is not None:  # a selfie: the photo decides the spec
                     spec, _, analysis = self.selfie(request, spec.seed)
                     faces = (analysis.faces_found, analysis.chosen + 1)
                 meta = {"prompt": request.prompt} if request.prompt else None
@@ -198,6 +202,40 @@ class ChibiAdapter:
         photo = decode_photo(request.init_image)
         analysis = analyze_photo(photo, face_index=int(index) if index else None, seed=seed)
         return chibify_spec(analysis, request.prompt), photo, analysis
+
+
+#: Metadata keys :func:`prepare_selfie` adds to a request whose photo it has turned into the spec.
+SELFIE_KEYS = ("selfie_read", "face_count", "face_used", "face_bbox", "face_read")
+
+
+def selfie_prepared(request: GenerationRequest) -> bool:
+    """True when the worker has already analysed this request's selfie (see :func:`prepare_selfie`)."""
+    return request.meta("selfie_read") == "1"
+
+
+def prepare_selfie(request: GenerationRequest) -> GenerationRequest:
+    """Turn a selfie into its spec once, in the worker, before any engine runs.
+
+    The photo is analysed in memory (never written anywhere), the user's prompt is merged over the derived
+    spec, and the result replaces the request's spec; the faces found, the face used (1 = leftmost), its box
+    and what was read (in English) go into the metadata. Every engine then draws ``request.spec`` as it is;
+    the diffusion engine still reads the photo itself for its head crop. Requests without a photo, edits and
+    requests already prepared come back unchanged. Raises :class:`~generation.face.decode.PhotoError`.
+    """
+    if request.init_image is None or request.kind == "edit" or selfie_prepared(request):
+        return request
+    from generation.spec import AvatarSpec
+
+    spec, _, analysis = ChibiAdapter.selfie(request, AvatarSpec.from_json(request.spec).seed)
+    extra = (
+        ("selfie_read", "1"),
+        ("face_count", str(analysis.faces_found)),
+        ("face_used", str(analysis.chosen + 1)),
+        ("face_bbox", ",".join(str(v) for v in analysis.bbox)),
+        ("face_read", analysis.describe("en")),
+    )
+    kept = tuple((k, v) for k, v in request.metadata if k not in SELFIE_KEYS)
+    return dataclasses.replace(request, spec=spec.to_json(), metadata=kept + extra)
 
 
 @lru_cache(maxsize=8)

@@ -8,7 +8,7 @@ The worker protocol is five messages, one batch in flight at a time::
 
     service -> worker   RunBatch(batch_id, items=((job_id, GenerationRequest), ...))   |  Shutdown()
                         CancelJobs(job_ids)                                             (any time)
-    worker  -> service  WorkerReady(pid, engines)                                       (once, after loading)
+    worker  -> service  WorkerReady(pid, engines, ..., one_at_a_time)                   (once, after loading)
                         ItemsStarted(batch_id, job_ids)                                 (before each engine call)
                         BatchProgress(batch_id, job_id, step, total_steps)              (any number)
                         BatchDone(batch_id, outcomes=(ItemOutcome(job_id, result | error), ...))
@@ -280,6 +280,7 @@ class WorkerReady:
     engines: tuple[str, ...]
     error: str | None = None
     models: tuple[tuple[str, str], ...] = ()  # (engine, model) of engines that name their model
+    one_at_a_time: tuple[str, ...] = ()  # engines that draw one request per call (no gain from batching)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,9 @@ The service decides *what* runs next (fair queue, batches, admission); a :class:
   reached through NATS JetStream; many batches in flight, each published only when a worker is free.
 
 The service calls ``attach`` once (its hooks and limits), ``start``, then ``room(engine)`` before it takes
-a batch and ``run_batch`` for each; ``cancel`` reaches the engine; ``workers`` lists who draws.
+a batch and ``run_batch`` for each; ``cancel`` reaches the engine; ``workers`` lists who draws. A pool may
+also answer ``draws_one_at_a_time(engine)`` (the local one does): True lets a lone job of that engine leave
+at once instead of waiting ``batch_window_s`` for company.
 """
 
 from __future__ import annotations
@@ -164,6 +166,11 @@ class LocalPool:
 
     def serves(self, engine: str) -> bool:
         return engine in self._names
+
+    def draws_one_at_a_time(self, engine: str) -> bool:
+        """The engine draws one request per call (``one_at_a_time``, like the chibi engine): a batch
+        draws no faster than its jobs one by one, so a lone job need not wait for company."""
+        return self._supervisor is not None and engine in self._supervisor.one_at_a_time
 
     async def run_batch(
         self, batch: RunBatch, listener: BatchListener, *, resend: bool = True

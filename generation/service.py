@@ -7,7 +7,10 @@
   :meth:`~GenerationService.submit_many` refuse a whole request at once with :class:`QueueFull` ("busy, try
   again in ~N s"): all its jobs are admitted, or none is written.
 * Batched: compatible requests (same :meth:`GenerationRequest.batch_key`) from the head of the rotation go
-  together, up to ``max_batch``; a lone request waits at most ``batch_window_s`` for company.
+  together, up to ``max_batch``; a lone request waits at most ``batch_window_s`` for company (not at all
+  for an engine that draws one request per call, like the chibi engine: company saves it nothing). A
+  batch goes to the worker first and is recorded running while it is drawn; its pictures are stored with
+  one commit.
 * Supervised: batches run in a :class:`~generation.pool.WorkerPool`. The local pool (the default) is one
   engine process (:mod:`generation.supervisor`): a dead worker is replaced and its batch retried once (each
   job alone, so one poison request cannot take its neighbours down twice); a batch past ``job_timeout_s``
@@ -360,6 +363,7 @@ class GenerationService:
         self._dispatcher: asyncio.Task[None] | None = None
         self._batch_tasks: set[asyncio.Task[None]] = set()
         self._finishers: set[asyncio.Task[None]] = set()
+        self._cancels: set[asyncio.Task[None]] = set()  # CancelJobs on their way to the workers
         self._estimate = Estimator()  # seconds per batch and per item, for ETAs and "try again in ~N s"
 
     # --- life cycle -------------------------------------------------------------------------------------
@@ -443,6 +447,9 @@ class GenerationService:
                     log.error("dispatcher failed", exc_info=task.exception())
         if self._finishers:
             await asyncio.gather(*self._finishers, return_exceptions=True)
+        for task in list(self._cancels):  # the workers stop anyway
+            task.cancel()
+        await asyncio.gather(*self._cancels, return_exceptions=True)
         # Batches that did not finish in time: with a local worker they go back to "queued" so they run
         # after the restart; with a broker that keeps this process's results they stay "running" (the
         # workers finish them, and the restart collects the results).
@@ -796,7 +803,7 @@ class GenerationService:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if self.max_batch > 1 and not head.isolate:
+            if self.max_batch > 1 and not head.isolate and not self._draws_alone(head.request.engine):
                 remaining = head.enqueued_at + self.batch_window_s - time.monotonic()
                 if remaining > 0 and self._queue.compatible(head.batch_key()) < self.max_batch:
                     # Give compatible requests a moment to arrive; never longer than the window.
@@ -810,6 +817,13 @@ class GenerationService:
             else:
                 self._pool.reserve(head.request.engine, len(batch))  # before any await: the next peek sees it
                 self._spawn_batch(batch, reserved=True)
+
+    def _draws_alone(self, engine: str) -> bool:
+        """The engine draws one request per call (the chibi engine): company saves it no drawing time,
+        so an idle worker gets a lone job at once instead of after ``batch_window_s``. Batches still form
+        while the worker is busy (a full queue), which saves round trips and commits."""
+        alone = getattr(self._pool, "draws_one_at_a_time", None)
+        return bool(alone(engine)) if alone is not None else False
 
     def _spawn_batch(self, batch: list[_Job], *, resend: bool = True, reserved: bool = False) -> None:
         task = asyncio.create_task(
@@ -841,20 +855,15 @@ class GenerationService:
     async def _run_batch_inner(
         self, batch: list[_Job], *, resend: bool, reserved: bool, handed: list[bool]
     ) -> None:
-        """Record the batch's jobs running and hand the batch to the pool. The local worker gets it once
-        the store has them running. Remote workers get it at once (the jobs are published, then recorded
-        running while a worker draws them; their results wait for that record): a batch leaves the moment
-        a worker is free, and no other bot's batch slips in ahead of it meanwhile."""
+        """Hand the batch to the pool and record its jobs running meanwhile, in one transaction: the
+        worker starts drawing at once, and the store write overlaps the drawing. A result is recorded only
+        after its job's "running" (the listener waits for it). A job the store will not mark running (the
+        user deleted their data or cancelled meanwhile) is stopped in the worker (skipped, or its picture
+        thrown away) and settled as the store has it. With remote workers a batch leaves the moment a
+        worker is free, and no other bot's batch slips in ahead of it meanwhile."""
         batch_id = next(self._batch_ids)
-        remote = not self._pool.serial and resend
         runnable: list[_Job] = []
         for job in batch:
-            if resend and not remote:
-                try:
-                    await self._book.retrying("mark_running", job.job_id, done_when="running")
-                except Exception as exc:
-                    await self._could_not_start(job, exc)
-                    continue
             job.state = "running"
             job.attempts += 1
             if job.cancel_requested:
@@ -890,14 +899,13 @@ class GenerationService:
                 self._pool.run_batch(RunBatch(batch_id, items), listener, resend=resend)
             )
             try:
-                if remote:
-                    for job in runnable:
-                        try:
-                            await self._book.retrying("mark_running", job.job_id, done_when="running")
-                        except Exception as exc:
+                if resend:
+                    answers = await self._book.running_all([job.job_id for job in runnable])
+                    for job, answer in zip(runnable, answers, strict=True):
+                        if isinstance(answer, BaseException):
                             await self._pool.cancel([job.job_id])  # the worker skips it or drops it
                             if job.state not in ("finishing", "finished"):
-                                await self._could_not_start(job, exc)
+                                await self._could_not_start(job, answer)
             except BaseException:
                 run.cancel()
                 raise
@@ -995,11 +1003,34 @@ class GenerationService:
     # --- finishing: the handle learns only what the store recorded -------------------------------------------
 
     async def _finish_batch(self, by_id: dict[int, _Job], report: BatchReport) -> None:
+        """Settle a batch's outcomes; its pictures are stored together, with one commit
+        (:meth:`Bookkeeper.complete_all`)."""
+        pictures: list[tuple[_Job, GenerationResult]] = []
         for outcome in report.outcomes:
             job = by_id.get(outcome.job_id)
             if job is None or job.state in ("finishing", "finished"):
                 continue
-            await self._finish_outcome(job, outcome, report.run_s)
+            if job.cancel_requested or outcome.cancelled or outcome.result is None:
+                await self._finish_outcome(job, outcome, report.run_s)
+            else:
+                job.state = "finishing"  # from here on a cancel is too late: the picture is being stored
+                pictures.append((job, outcome.result))
+        if not pictures:
+            return
+        try:
+            answers = await self._book.complete_all(
+                [(job.job_id, result.to_store(job.request)) for job, result in pictures]
+            )
+        except Exception:
+            log.exception("could not store the pictures of jobs %s", [job.job_id for job, _ in pictures])
+            answers = [RuntimeError("the pictures could not be stored")] * len(pictures)
+        for (job, result), answer in zip(pictures, answers, strict=True):
+            try:
+                await self._stored(job, result, answer, report.run_s)
+            except Exception:
+                log.exception("could not finish job %d", job.job_id)
+                if job.state != "finished":
+                    await self._finish_failed(job, "something went wrong in the generator", report.run_s)
 
     async def _finish_outcome(self, job: _Job, outcome: ItemOutcome, run_s: float) -> None:
         if job.state in ("finishing", "finished"):
@@ -1019,9 +1050,16 @@ class GenerationService:
     async def _finish_done(self, job: _Job, result: GenerationResult, run_s: float) -> None:
         job.state = "finishing"
         try:
-            stored = await self._book.retrying("complete", job.job_id, result.to_store(job.request))
+            stored: Any = await self._book.retrying("complete", job.job_id, result.to_store(job.request))
         except Exception as exc:
-            recorded = recorded_status(exc)
+            stored = exc
+        await self._stored(job, result, stored, run_s)
+
+    async def _stored(self, job: _Job, result: GenerationResult, stored: Any, run_s: float) -> None:
+        """Settle a job whose picture the store took (``stored``: what it returned) or did not (an
+        exception: a refusal, or a fault that outlasted the retries)."""
+        if isinstance(stored, BaseException):
+            recorded = recorded_status(stored)
             if recorded is not None:
                 # e.g. cancelled or failed meanwhile: whatever the store has, it is not this picture
                 log.warning("job %d: the store kept it %s instead of done", job.job_id, recorded)
@@ -1031,7 +1069,7 @@ class GenerationService:
                 "job %d: its result could not be saved after %d tries: %s",
                 job.job_id,
                 STORE_TRIES,
-                describe_error(exc),
+                describe_error(stored),
             )
             await self._finish_failed(job, SAVE_FAILED, run_s)
             return
@@ -1112,9 +1150,8 @@ class GenerationService:
 
     async def cancel(self, job_id: int) -> bool:
         """Cancel a job (what :meth:`JobHandle.cancel` calls). A queued job is dropped. A running one is
-        stopped in the engine between steps: with the local worker its batch returns it as cancelled;
-        with remote workers it is recorded cancelled at once and the worker told to stop. False if it had
-        already finished."""
+        recorded cancelled at once and the worker told to stop it (skipped if not started, stopped in the
+        engine between steps, or its picture thrown away). False if it had already finished."""
         job = self._jobs.get(job_id)
         if job is None or job.state in ("finishing", "finished"):
             return False
@@ -1125,7 +1162,11 @@ class GenerationService:
             return True
         job.cancel_requested = True
         if job.state == "running":
-            await self._pool.cancel([job_id])
-            if not self._pool.serial:
-                await self._finish_cancelled(job)
+            # Recorded at once (a picture that comes later is thrown away: the job is finished), and the
+            # worker told meanwhile: it skips the job, or stops the engine call between steps. The message
+            # may wait behind a batch the worker has not read yet (a worker that hangs): nobody waits for it.
+            task = asyncio.create_task(self._pool.cancel([job_id]), name=f"cancel-{job_id}")
+            self._cancels.add(task)
+            task.add_done_callback(self._cancels.discard)
+            await self._finish_cancelled(job)
         return True

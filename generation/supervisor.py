@@ -82,6 +82,7 @@ class Supervisor:
         self._closing = asyncio.Event()
         self.engines: tuple[str, ...] = tuple(s.name for s in self._specs)
         self.models: tuple[tuple[str, str], ...] = ()
+        self.one_at_a_time: frozenset[str] = frozenset()  # engines that draw one request per call
         self.busy = False
 
     @property
@@ -101,6 +102,7 @@ class Supervisor:
         self._healthy = True
         self.engines = tuple(getattr(worker, "engines", ()) or self.engines)
         self.models = tuple(getattr(worker, "models", ()) or ())
+        self.one_at_a_time = frozenset(getattr(worker, "one_at_a_time", ()) or ())
 
     async def ensure_worker(self) -> bool:
         """Replace a worker that died or hung (0.5 s backoff doubling to 30 s) until one starts or

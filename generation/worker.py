@@ -136,9 +136,8 @@ class _Child:
     def run_batch(self, batch: RunBatch) -> BatchDone:
         started = time.perf_counter()
         job_ids = [job_id for job_id, _ in batch.items]
-        requests = [request for _, request in batch.items]
         outcomes: dict[int, ItemOutcome] = {}
-
+        requests = [request for _, request in batch.items]
         # The service sends compatible batches (one engine); group anyway so a mixed batch still works.
         groups: dict[str, list[int]] = {}
         for index, request in enumerate(requests):
@@ -152,12 +151,32 @@ class _Child:
                         job_ids[i], error=f"engine {engine_name!r} is not loaded"
                     )
                 continue
-            self._run_group(engine, batch.batch_id, [(job_ids[i], requests[i]) for i in indices], outcomes)
+            items = self._read_selfies(engine, [(job_ids[i], requests[i]) for i in indices], outcomes)
+            self._run_group(engine, batch.batch_id, items, outcomes)
 
         with self._lock:
             self._cancelled.difference_update(job_ids)
         ordered = tuple(outcomes[job_id] for job_id in job_ids)
         return BatchDone(batch.batch_id, ordered, run_s=time.perf_counter() - started)
+
+    @staticmethod
+    def _read_selfies(
+        engine: Any, items: list[tuple[int, GenerationRequest]], outcomes: dict[int, ItemOutcome]
+    ) -> list[tuple[int, GenerationRequest]]:
+        """A selfie becomes its spec once, here, before the engine runs, for engines that draw a spec
+        (``draws_selfie_spec = True``): they draw ``request.spec`` as it comes. A photo that cannot be read
+        fails its own job only."""
+        if not getattr(engine, "draws_selfie_spec", False):
+            return items
+        from generation.engines import prepare_selfie  # worker side only
+
+        ready: list[tuple[int, GenerationRequest]] = []
+        for job_id, request in items:
+            try:
+                ready.append((job_id, prepare_selfie(request)))
+            except Exception as exc:
+                outcomes[job_id] = ItemOutcome(job_id, error=describe_error(exc))
+        return ready
 
     def _run_group(
         self,
@@ -240,7 +259,8 @@ def worker_main(conn: Connection, specs: tuple[EngineSpec, ...]) -> None:
         for name, engine in engines.items()
         if getattr(engine, "model", None)
     )
-    conn.send(WorkerReady(os.getpid(), tuple(engines), models=models))
+    alone = tuple(name for name, engine in engines.items() if getattr(engine, "one_at_a_time", False))
+    conn.send(WorkerReady(os.getpid(), tuple(engines), models=models, one_at_a_time=alone))
     child = _Child(engines, conn)
     threading.Thread(target=child.read, name="worker-inbox", daemon=True).start()
     while True:
@@ -277,6 +297,7 @@ class ProcessWorker:
         self._dead = False
         self.engines: tuple[str, ...] = ()
         self.models: tuple[tuple[str, str], ...] = ()
+        self.one_at_a_time: tuple[str, ...] = ()  # engines that draw one request per call
 
     @property
     def pid(self) -> int | None:
@@ -313,6 +334,7 @@ class ProcessWorker:
             raise WorkerStartError(ready.error)
         self.engines = ready.engines
         self.models = ready.models
+        self.one_at_a_time = ready.one_at_a_time
         log.info("worker %s ready with engines %s", ready.pid, ",".join(ready.engines))
         return ready
 

@@ -31,12 +31,14 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "HistoryPage",
     "blob_is_referenced",
+    "build_avatar",
     "get_avatar",
     "get_avatar_by_id",
     "history",
     "insert_avatar",
     "latest_avatar",
     "lineage",
+    "parent_id_of",
     "referenced_blob_keys",
     "set_favourite",
     "soft_delete",
@@ -70,6 +72,76 @@ async def get_avatar_by_id(session: AsyncSession, avatar_id: int) -> Avatar | No
     return await session.get(Avatar, avatar_id)
 
 
+def build_avatar(
+    *,
+    owner: UserRef,
+    blob_key: str,
+    kind: AvatarKind | str,
+    seed: int,
+    engine: str,
+    width: int,
+    height: int,
+    spec: Mapping[str, Any] | None = None,
+    spec_version: int = 1,
+    prompt: str = "",
+    model: str | None = None,
+    parent_id: int | None = None,
+    guild_id: int | None = None,
+    job_id: int | None = None,
+) -> Avatar:
+    """A checked, not yet added avatar row (no SQL): what :func:`insert_avatar` inserts, and what
+    :meth:`storage.Storage.finish_jobs` inserts for many jobs at once. Text with a NUL byte or that is not
+    valid UTF-8 (prompt, engine, model, spec) raises ValueError, a bad number or key ValueError too."""
+    owner_id = uid(owner)
+    validate_key(blob_key)
+    kind = AvatarKind(kind)
+    if not is_int(seed) or not 0 <= seed <= INT64_MAX:
+        raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
+    for name, value in (("width", width), ("height", height), ("spec_version", spec_version)):
+        if not is_int(value) or value <= 0:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not isinstance(engine, str) or not 1 <= len(engine) <= 64:
+        raise ValueError(f"invalid engine name {engine!r}")
+    if not isinstance(prompt, str):
+        raise TypeError("prompt must be a str")
+    if model is not None and not isinstance(model, str):
+        raise TypeError("model must be a str or None")
+    spec_dict = dict(spec or {})
+    json.dumps(spec_dict)  # fail here, not deep inside the flush
+    for name, text in (("prompt", prompt), ("engine", engine), ("model", model)):
+        check_text(name, text)
+    check_json_text("spec", spec_dict)
+    return Avatar(
+        owner_id=owner_id,
+        guild_id=guild_id,
+        parent_id=parent_id,
+        job_id=job_id,
+        kind=kind,
+        prompt=prompt,
+        spec=spec_dict,
+        spec_version=spec_version,
+        seed=seed,
+        engine=engine,
+        model=model,
+        blob_key=blob_key,
+        width=width,
+        height=height,
+    )
+
+
+async def parent_id_of(session: AsyncSession, parent: Avatar | int | str, owner_id: int) -> int:
+    """The row id of ``parent`` (an Avatar, its row id or its public id), which must be one of the
+    owner's visible avatars, else :class:`NotFound`."""
+    if isinstance(parent, str):
+        match = Avatar.public_id == parent if valid_public_id(parent) else sa.false()
+    else:
+        match = Avatar.id == (parent.id if isinstance(parent, Avatar) else parent)
+    parent_id = await session.scalar(sa.select(Avatar.id).where(match, visible(owner_id)))
+    if parent_id is None:
+        raise NotFound("parent avatar not found")
+    return int(parent_id)
+
+
 async def insert_avatar(
     session: AsyncSession,
     *,
@@ -97,34 +169,23 @@ async def insert_avatar(
     not valid UTF-8 (prompt, engine, model, spec) raises ValueError before any SQL runs.
     """
     owner_id = uid(owner)
-    validate_key(blob_key)
-    kind = AvatarKind(kind)
-    if not is_int(seed) or not 0 <= seed <= INT64_MAX:
-        raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
-    for name, value in (("width", width), ("height", height), ("spec_version", spec_version)):
-        if not is_int(value) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not isinstance(engine, str) or not 1 <= len(engine) <= 64:
-        raise ValueError(f"invalid engine name {engine!r}")
-    if not isinstance(prompt, str):
-        raise TypeError("prompt must be a str")
-    if model is not None and not isinstance(model, str):
-        raise TypeError("model must be a str or None")
-    spec_dict = dict(spec or {})
-    json.dumps(spec_dict)  # fail here, not deep inside the flush
-    for name, text in (("prompt", prompt), ("engine", engine), ("model", model)):
-        check_text(name, text)
-    check_json_text("spec", spec_dict)
-
-    parent_id: int | None = None
+    avatar = build_avatar(
+        owner=owner_id,
+        blob_key=blob_key,
+        kind=kind,
+        seed=seed,
+        engine=engine,
+        width=width,
+        height=height,
+        spec=spec,
+        spec_version=spec_version,
+        prompt=prompt,
+        model=model,
+        guild_id=guild_id,
+        job_id=job_id,
+    )
     if parent is not None:
-        if isinstance(parent, str):
-            match = Avatar.public_id == parent if valid_public_id(parent) else sa.false()
-        else:
-            match = Avatar.id == (parent.id if isinstance(parent, Avatar) else parent)
-        parent_id = await session.scalar(sa.select(Avatar.id).where(match, visible(owner_id)))
-        if parent_id is None:
-            raise NotFound("parent avatar not found")
+        avatar.parent_id = await parent_id_of(session, parent, owner_id)
 
     if job_id is not None:
         job_owner = await session.scalar(sa.select(Job.user_id).where(Job.id == job_id))
@@ -135,22 +196,6 @@ async def insert_avatar(
             log.info("job %d already has avatar %d; returning it", job_id, existing.id)
             return existing
 
-    avatar = Avatar(
-        owner_id=owner_id,
-        guild_id=guild_id,
-        parent_id=parent_id,
-        job_id=job_id,
-        kind=kind,
-        prompt=prompt,
-        spec=spec_dict,
-        spec_version=spec_version,
-        seed=seed,
-        engine=engine,
-        model=model,
-        blob_key=blob_key,
-        width=width,
-        height=height,
-    )
     try:
         async with session.begin_nested():
             session.add(avatar)

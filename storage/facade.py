@@ -31,25 +31,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage import avatars, jobs, migrate, users
 from storage.blobs import BlobStore, FileBlobStore, blob_key_for
 from storage.db import create_engine, make_sessionmaker, redact_url
-from storage.errors import InvalidTransition
+from storage.errors import InvalidTransition, NotFound
 from storage.jobs import Message
-from storage.models import Avatar, Job, JobStatus
+from storage.models import Avatar, Job, JobStatus, new_public_id, utcnow
 from storage.refs import UserRef, check_json_text, check_text
 
-__all__ = ["DEFAULT_GC_GRACE_SECONDS", "TEMP_FILE_MIN_AGE_SECONDS", "ForgetResult", "GcResult", "Storage"]
+__all__ = [
+    "DEFAULT_GC_GRACE_SECONDS",
+    "TEMP_FILE_MIN_AGE_SECONDS",
+    "Finished",
+    "ForgetResult",
+    "GcResult",
+    "JobResult",
+    "Storage",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +94,46 @@ class GcResult:
     @property
     def total(self) -> int:
         return self.blobs + self.temp_files
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """One running job's picture for :meth:`Storage.finish_jobs` (the arguments of
+    :meth:`Storage.finish_job`)."""
+
+    job_id: int
+    image: bytes = field(repr=False)
+    seed: int
+    engine: str
+    width: int
+    height: int
+    spec: Mapping[str, Any] | None = None
+    spec_version: int = 1
+    prompt: str = ""
+    model: str | None = None
+    parent: int | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The avatar a job made (:meth:`Storage.finish_jobs`)."""
+
+    avatar_id: int
+    public_id: str
+    blob_key: str
+
+
+def _row_values(avatar: Avatar) -> dict[str, Any]:
+    """The column values of a built, not yet added avatar, for a Core INSERT (defaults filled in)."""
+    values = {
+        column.key: getattr(avatar, column.key)
+        for column in Avatar.__table__.columns
+        if getattr(avatar, column.key, None) is not None
+    }
+    values.setdefault("public_id", new_public_id())
+    values.setdefault("created_at", utcnow())
+    values.setdefault("favourite", False)
+    return values
 
 
 def _prepare_dir(path: Path) -> Path:
@@ -238,6 +287,168 @@ class Storage:
                 raise
 
         return await self._store_with_blob(image, finish)
+
+    async def finish_jobs(self, results: Sequence[JobResult]) -> list[Finished | Exception]:
+        """:meth:`finish_job` for several jobs (a batch's results) in ONE transaction and one commit.
+
+        One entry per result, in order: the :class:`Finished` avatar, or the error :meth:`finish_job` would have
+        raised for that job alone (:class:`~storage.errors.InvalidTransition` for a job cancelled or
+        failed meanwhile, :class:`~storage.errors.NotFound`, ValueError for text no database keeps); the
+        other jobs are stored all the same. A fault of the database raises, and nothing is stored.
+
+        Same guarantees as :meth:`finish_job`: idempotent per job (a job that made its avatar returns
+        it), and no row ever points at a missing blob. The blobs are written in a worker thread while the
+        rows are inserted, and the transaction commits only once every blob is durable; the job rows are
+        locked first (PostgreSQL ``FOR UPDATE``), so a concurrent finish of the same job waits and then
+        finds it done.
+        """
+        out: list[Finished | Exception | None] = [None] * len(results)
+        todo: list[int] = []
+        seen: set[int] = set()
+        for index, result in enumerate(results):
+            try:
+                if not isinstance(result.image, bytes) or not result.image:
+                    raise ValueError("image must be non-empty bytes")
+                if result.job_id in seen:
+                    raise ValueError(f"job {result.job_id} appears twice")
+                for name, text in (
+                    ("prompt", result.prompt),
+                    ("engine", result.engine),
+                    ("model", result.model),
+                ):
+                    check_text(name, text)
+                check_json_text("spec", result.spec)
+            except (TypeError, ValueError) as exc:
+                out[index] = exc
+                continue
+            seen.add(result.job_id)
+            todo.append(index)
+        if todo:
+            images = [results[i].image for i in todo]
+            keys = await asyncio.to_thread(lambda: [blob_key_for(image) for image in images])
+            async with AsyncExitStack() as held:
+                for key in sorted(set(keys)):  # one order everywhere: no lock cycles
+                    await held.enter_async_context(self._locks.hold(key))
+                write = asyncio.ensure_future(asyncio.to_thread(self._put_all, images))
+                try:
+                    async with self.transaction() as s:
+                        answers = await self._finish_rows(
+                            s, [(results[i], k) for i, k in zip(todo, keys, strict=True)]
+                        )
+                        await write  # every blob is durable before the rows that point at them commit
+                except BaseException:
+                    await asyncio.wait([write])  # a thread cannot be stopped: let it end first
+                    for key in set(keys):
+                        await self._discard_if_orphan(key)
+                    raise
+                used = {a.blob_key for a in answers if isinstance(a, Finished)}
+                for key in set(keys) - used:  # refused jobs, or jobs that had their avatar already
+                    await self._discard_if_orphan(key)
+            for index, answer in zip(todo, answers, strict=True):
+                out[index] = answer
+        return [entry if entry is not None else RuntimeError("not stored") for entry in out]
+
+    def _put_all(self, images: Sequence[bytes]) -> None:
+        for image in images:
+            self.blobs.put(image)
+
+    @staticmethod
+    async def _finish_rows(
+        s: AsyncSession, items: Sequence[tuple[JobResult, str]]
+    ) -> list[Finished | Exception]:
+        """The rows of :meth:`finish_jobs`, in Core statements (this is the hot path of every picture):
+        lock the jobs, insert the new avatars in one statement, mark the jobs done in one statement."""
+        conn = await s.connection()
+        jobs_t, avatars_t = cast(sa.Table, Job.__table__), cast(sa.Table, Avatar.__table__)
+        ids = [result.job_id for result, _ in items]
+        found = await conn.execute(
+            sa.select(jobs_t.c.id, jobs_t.c.status, jobs_t.c.user_id, jobs_t.c.kind, jobs_t.c.guild_id)
+            .add_columns(jobs_t.c.avatar_id)
+            .where(jobs_t.c.id.in_(ids))
+            .order_by(jobs_t.c.id)
+            .with_for_update()
+        )
+        rows = {row.id: row for row in found.all()}
+        # A job gets its avatar in the transaction that marks it done: only a done job can have one.
+        made: dict[int, Finished] = {}
+        done_ids = [row.id for row in rows.values() if row.status == JobStatus.DONE and row.avatar_id]
+        if done_ids:
+            earlier = await conn.execute(
+                sa.select(
+                    avatars_t.c.id, avatars_t.c.public_id, avatars_t.c.blob_key, avatars_t.c.job_id
+                ).where(avatars_t.c.job_id.in_(done_ids))
+            )
+            made = {r.job_id: Finished(r.id, r.public_id, r.blob_key) for r in earlier.all()}
+        answers: list[Finished | Exception | None] = []
+        fresh: list[dict[str, Any]] = []
+        for result, key in items:
+            job = rows.get(result.job_id)
+            if job is None:
+                answers.append(NotFound("job not found"))
+                continue
+            earlier_avatar = made.get(job.id)
+            if earlier_avatar is not None and job.avatar_id == earlier_avatar.avatar_id:
+                answers.append(earlier_avatar)  # an earlier try got through: the same answer again
+                continue
+            if job.status != JobStatus.RUNNING:
+                answers.append(InvalidTransition(job.id, str(JobStatus(job.status)), str(JobStatus.DONE)))
+                continue
+            try:
+                avatar = avatars.build_avatar(
+                    owner=job.user_id,
+                    blob_key=key,
+                    kind=job.kind,
+                    seed=result.seed,
+                    engine=result.engine,
+                    width=result.width,
+                    height=result.height,
+                    spec=result.spec,
+                    spec_version=result.spec_version,
+                    prompt=result.prompt,
+                    model=result.model,
+                    guild_id=job.guild_id,
+                    job_id=job.id,
+                )
+                if result.parent is not None:
+                    avatar.parent_id = await avatars.parent_id_of(s, result.parent, job.user_id)
+            except (TypeError, ValueError, NotFound) as exc:
+                answers.append(exc)
+                continue
+            fresh.append(_row_values(avatar))
+            answers.append(None)
+        finishing: dict[int, Finished] = {}  # job id -> the avatar it is marked done with
+        if fresh:
+            # One INSERT ... RETURNING for them all.
+            inserted = await conn.execute(
+                sa.insert(avatars_t).returning(
+                    avatars_t.c.id,
+                    avatars_t.c.public_id,
+                    avatars_t.c.blob_key,
+                    avatars_t.c.job_id,
+                    sort_by_parameter_order=True,
+                ),
+                fresh,
+            )
+            finishing = {r.job_id: Finished(r.id, r.public_id, r.blob_key) for r in inserted.all()}
+            now = utcnow()
+            marked = await conn.execute(
+                sa.update(jobs_t)
+                .where(jobs_t.c.id.in_(list(finishing)), jobs_t.c.status == JobStatus.RUNNING)
+                .values(
+                    status=JobStatus.DONE,
+                    avatar_id=sa.case({jid: a.avatar_id for jid, a in finishing.items()}, value=jobs_t.c.id),
+                    finished_at=now,
+                    updated_at=now,
+                    error=None,
+                )
+                .returning(jobs_t.c.id)
+            )
+            if len(marked.all()) != len(finishing):  # cannot happen with the rows locked; never half-store
+                raise RuntimeError("jobs changed while they were being finished")
+        return [
+            answer if answer is not None else finishing[result.job_id]
+            for (result, _key), answer in zip(items, answers, strict=True)
+        ]
 
     async def _store_with_blob(
         self, image: bytes, write: Callable[[AsyncSession, str], Awaitable[tuple[Avatar, _T]]]

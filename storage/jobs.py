@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,12 +33,15 @@ __all__ = [
     "add_messages",
     "count_jobs_since",
     "create_job",
+    "create_jobs",
     "get_job_by_id",
+    "job_values",
     "mark_cancelled",
     "mark_delivered",
     "mark_done",
     "mark_failed",
     "mark_running",
+    "mark_running_many",
     "messages_for_avatars",
     "messages_for_user",
     "requeue",
@@ -100,6 +103,39 @@ async def create_job(
     not valid UTF-8 (anywhere in ``request``, the token or the group) raises ValueError before any SQL
     runs: PostgreSQL would refuse it, SQLite would store it.
     """
+    job = Job(
+        **job_values(
+            user=user,
+            kind=kind,
+            request=request,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            interaction_token=interaction_token,
+            token_expires_at=token_expires_at,
+            deliver_user_id=deliver_user_id,
+            request_group=request_group,
+        ),
+        messages=[],
+    )
+    session.add(job)
+    await session.flush()
+    log.debug("created job %d (%s) for user %d", job.id, job.kind, job.user_id)
+    return job
+
+
+def job_values(
+    *,
+    user: UserRef,
+    kind: AvatarKind | str,
+    request: Mapping[str, Any] | None = None,
+    guild_id: int | None = None,
+    channel_id: int | None = None,
+    interaction_token: str | None = None,
+    token_expires_at: datetime | None = None,
+    deliver_user_id: int | None = None,
+    request_group: str | None = None,
+) -> dict[str, Any]:
+    """The checked column values of a new queued job (see :func:`create_job`); no SQL."""
     request_dict = dict(request or {})
     json.dumps(request_dict)
     check_json_text("request", request_dict)
@@ -114,23 +150,33 @@ async def create_job(
         if not isinstance(request_group, str) or not 1 <= len(request_group) <= MAX_GROUP_LEN:
             raise ValueError(f"request_group must be 1-{MAX_GROUP_LEN} characters")
         check_text("request_group", request_group)
-    job = Job(
-        user_id=uid(user),
-        kind=AvatarKind(kind),
-        status=JobStatus.QUEUED,
-        request=request_dict,
-        guild_id=guild_id,
-        channel_id=channel_id,
-        interaction_token=interaction_token,
-        token_expires_at=token_expires_at,
-        deliver_user_id=deliver_user_id,
-        request_group=request_group,
-        messages=[],
+    return {
+        "user_id": uid(user),
+        "kind": AvatarKind(kind),
+        "status": JobStatus.QUEUED,
+        "request": request_dict,
+        "guild_id": guild_id,
+        "channel_id": channel_id,
+        "interaction_token": interaction_token,
+        "token_expires_at": token_expires_at,
+        "deliver_user_id": deliver_user_id,
+        "request_group": request_group,
+    }
+
+
+async def create_jobs(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert several new jobs (each the :func:`job_values` of one) in ONE statement; their ids, in
+    order. The lean path of the generation service's submissions (no ORM objects)."""
+    if not rows:
+        return []
+    table = cast(sa.Table, Job.__table__)
+    result = await session.execute(
+        sa.insert(table).returning(table.c.id, sort_by_parameter_order=True),
+        [{**row, "messages": []} for row in rows],
     )
-    session.add(job)
-    await session.flush()
-    log.debug("created job %d (%s) for user %d", job.id, job.kind, job.user_id)
-    return job
+    ids = [int(r[0]) for r in result.all()]
+    log.debug("created jobs %s", ids)
+    return ids
 
 
 async def get_job_by_id(session: AsyncSession, job_id: int) -> Job:
@@ -179,6 +225,38 @@ async def transition(
 async def mark_running(session: AsyncSession, job_id: int) -> Job:
     """queued -> running; sets ``started_at``."""
     return await transition(session, job_id, JobStatus.RUNNING, started_at=utcnow(), error=None)
+
+
+async def mark_running_many(session: AsyncSession, job_ids: Sequence[int]) -> list[Exception | None]:
+    """queued -> running for several jobs in ONE statement (the jobs of a batch); one entry per job, in
+    order: None if it changed, else the :class:`InvalidTransition` (with the status it has) or
+    :class:`NotFound` that :func:`mark_running` would have raised for it alone."""
+    ids = _job_ids(job_ids)
+    if not ids:
+        return []
+    now = utcnow()
+    stmt = (
+        sa.update(Job)
+        .where(Job.id.in_(ids), Job.status.in_(_SOURCES[JobStatus.RUNNING]))
+        .values(status=JobStatus.RUNNING, updated_at=now, started_at=now, error=None)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    )
+    changed = set((await session.scalars(stmt)).all())
+    refused = [i for i in ids if i not in changed]
+    current: dict[int, Any] = {}
+    if refused:
+        rows = await session.execute(sa.select(Job.id, Job.status).where(Job.id.in_(refused)))
+        current = {row[0]: row[1] for row in rows.all()}
+    log.debug("jobs %s -> running", sorted(changed))
+    return [
+        None
+        if job_id in changed
+        else InvalidTransition(job_id, str(current[job_id]), str(JobStatus.RUNNING))
+        if job_id in current
+        else NotFound("job not found")
+        for job_id in job_ids
+    ]
 
 
 async def mark_done(session: AsyncSession, job_id: int, avatar_id: int) -> Job:

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import jobs, users
 from storage.errors import InvalidTransition
-from storage.facade import Storage
+from storage.facade import Finished, JobResult, Storage
 from storage.models import Job, JobStatus
 
 __all__ = ["SqlJobStore", "StoredJob", "delivery_of", "parse_user_key"]
@@ -109,6 +109,31 @@ def delivery_of(job: Job) -> dict[str, Any] | None:
     return deliver or None
 
 
+def _stored(finished: Finished) -> dict[str, Any]:
+    return {"avatar_id": finished.avatar_id, "public_id": finished.public_id, "blob_key": finished.blob_key}
+
+
+def _job_result(job_id: int, result: Mapping[str, Any]) -> JobResult:
+    metadata = result.get("metadata") or {}
+    parent_ref = metadata.get("parent")
+    parent: int | str | None = None
+    if parent_ref:
+        parent = int(parent_ref) if str(parent_ref).isdigit() else str(parent_ref)
+    return JobResult(
+        job_id=job_id,
+        image=result["png"],
+        seed=int(result.get("seed", 0)),
+        engine=str(result["engine"]),
+        width=int(result["width"]),
+        height=int(result["height"]),
+        spec=result.get("spec") or {},
+        spec_version=int(result.get("spec_version", 1)),
+        prompt=str(result.get("prompt", "")),
+        model=result.get("model"),
+        parent=parent,
+    )
+
+
 class SqlJobStore:
     """``JobStore`` on the jobs and avatars tables (SQLite or PostgreSQL) through :class:`Storage`."""
 
@@ -119,10 +144,18 @@ class SqlJobStore:
         scheme, value = parse_user_key(user_key)
         if scheme == "discord":
             assert isinstance(value, int)
-            return (await users.get_or_create_user(session, discord_id=value)).id
+            found = await users.find_user_id(session, discord_id=value)
+            return (
+                found if found is not None else (await users.get_or_create_user(session, discord_id=value)).id
+            )
         if scheme == "console":
             assert isinstance(value, str)
-            return (await users.get_or_create_user(session, console_name=value)).id
+            found = await users.find_user_id(session, console_name=value)
+            return (
+                found
+                if found is not None
+                else (await users.get_or_create_user(session, console_name=value)).id
+            )
         assert isinstance(value, int)
         user = await users.get_user_by_id(session, value)
         if user is None:
@@ -145,7 +178,7 @@ class SqlJobStore:
         columns, extra = _split_deliver(deliver)
         async with self.storage.transaction() as session:
             user_ids: dict[str, int] = {}
-            ids: list[int] = []
+            rows: list[dict[str, Any]] = []
             for request, user_key, kind in items:
                 stored = dict(request)
                 stored["user_key"] = user_key
@@ -153,15 +186,18 @@ class SqlJobStore:
                     stored["deliver"] = extra
                 if user_key not in user_ids:
                     user_ids[user_key] = await self._user_id(session, user_key)
-                job = await jobs.create_job(
-                    session, user=user_ids[user_key], kind=kind, request=stored, **columns
-                )
-                ids.append(job.id)
-            return ids
+                rows.append(jobs.job_values(user=user_ids[user_key], kind=kind, request=stored, **columns))
+            return await jobs.create_jobs(session, rows)
 
     async def mark_running(self, job_id: int) -> None:
         async with self.storage.transaction() as session:
             await jobs.mark_running(session, job_id)
+
+    async def mark_running_many(self, job_ids: Sequence[int]) -> list[Exception | None]:
+        """:meth:`mark_running` for the jobs of a batch in one transaction: one entry per job, None if it
+        is running now, else the refusal :meth:`mark_running` would have raised for it alone."""
+        async with self.storage.transaction() as session:
+            return await jobs.mark_running_many(session, job_ids)
 
     async def complete(self, job_id: int, result: dict[str, Any]) -> dict[str, Any]:
         """Store the picture as the job's avatar and mark the job done, in one transaction.
@@ -169,25 +205,19 @@ class SqlJobStore:
         Idempotent: a job that already made its avatar returns that avatar and stores nothing new.
         ``result["metadata"]["parent"]`` (an avatar row id or public id) links an edit to its parent.
         """
-        metadata = result.get("metadata") or {}
-        parent_ref = metadata.get("parent")
-        parent: int | str | None = None
-        if parent_ref:
-            parent = int(parent_ref) if str(parent_ref).isdigit() else str(parent_ref)
-        avatar, _job = await self.storage.finish_job(
-            job_id,
-            result["png"],
-            seed=int(result.get("seed", 0)),
-            engine=str(result["engine"]),
-            width=int(result["width"]),
-            height=int(result["height"]),
-            spec=result.get("spec") or {},
-            spec_version=int(result.get("spec_version", 1)),
-            prompt=str(result.get("prompt", "")),
-            model=result.get("model"),
-            parent=parent,
-        )
-        return {"avatar_id": avatar.id, "public_id": avatar.public_id, "blob_key": avatar.blob_key}
+        (answer,) = await self.storage.finish_jobs([_job_result(job_id, result)])
+        if isinstance(answer, Exception):
+            raise answer
+        return _stored(answer)
+
+    async def complete_many(
+        self, items: Sequence[tuple[int, dict[str, Any]]]
+    ) -> list[dict[str, Any] | Exception]:
+        """:meth:`complete` for several jobs (a batch's results) with one commit: one entry per job, the
+        stored ids or the refusal :meth:`complete` would have raised for it alone. A database fault
+        raises, and nothing is stored."""
+        answers = await self.storage.finish_jobs([_job_result(job_id, result) for job_id, result in items])
+        return [answer if isinstance(answer, Exception) else _stored(answer) for answer in answers]
 
     async def fail(self, job_id: int, error: str) -> None:
         """Mark the job failed. A job already failed or cancelled is left as it is; one already *done*

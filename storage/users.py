@@ -22,6 +22,7 @@ __all__ = [
     "ForgetCounts",
     "UserChanges",
     "delete_user_rows",
+    "find_user_id",
     "get_or_create_user",
     "get_user",
     "get_user_by_id",
@@ -60,6 +61,16 @@ async def get_user(
 async def get_user_by_id(session: AsyncSession, user_id: int) -> User | None:
     """Internal lookup by row id (no identity check), or None."""
     return await session.get(User, user_id)
+
+
+async def find_user_id(
+    session: AsyncSession, *, discord_id: int | None = None, console_name: str | None = None
+) -> int | None:
+    """The row id of the user with this identity, or None (one Core query: the hot path of a submit)."""
+    where = _identity_filter(discord_id, console_name)
+    found = await session.execute(sa.select(User.__table__.c.id).where(where))
+    row = found.first()
+    return int(row[0]) if row is not None else None
 
 
 async def get_or_create_user(

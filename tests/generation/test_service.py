@@ -198,12 +198,17 @@ async def test_hanging_job_hits_its_deadline_and_the_worker_is_replaced(
 async def test_a_hanging_job_fails_alone_and_costs_others_one_deadline(
     storage: Storage, make_service: MakeService, tmp_path: Path
 ) -> None:
-    # The engine draws one request per call, so the worker names the job that hung.
-    runs = tmp_path / "runs"
+    # The engine draws one request per call, so the worker names the job that hung. Such an engine gets a
+    # lone job at once (company saves it nothing); a batch forms while the worker is busy.
+    runs, gate = tmp_path / "runs", tmp_path / "gate"
     service = await make_service(job_timeout_s=2.0, max_batch=3, batch_window_s=1.0)
+    busy = await service.submit(req("z", f"gate:{gate}", 0, engine="seq"))
+    await wait_event(busy, "step")
     a = await service.submit(req("a", f"count:{runs}", 1, engine="seq"))
     hung = await service.submit(req("b", f"count:{runs},hang", 2, engine="seq"))
-    c = await service.submit(req("c", f"count:{runs}", 3, engine="seq"))  # the batch is full: it leaves
+    c = await service.submit(req("c", f"count:{runs}", 3, engine="seq"))
+    gate.touch()  # the worker is free: the three leave together
+    await result_of(busy)
     await wait_event(hung, "step")  # the batch is in the engine, stuck on the second job
     old_pid = service.worker_pid
     other = await service.submit(req("d", f"count:{runs}", 4, engine="seq"))  # another user, meanwhile
@@ -221,7 +226,7 @@ async def test_a_hanging_job_fails_alone_and_costs_others_one_deadline(
     rows = await jobs_in_db(storage)
     assert rows[hung.job_id][0] == "failed" and "took too long" in (rows[hung.job_id][2] or "")
     assert [rows[h.job_id][0] for h in (a, c, other)] == ["done", "done", "done"]
-    assert await avatars_per_job(storage) == {h.job_id: 1 for h in (a, c, other)}
+    assert await avatars_per_job(storage) == {h.job_id: 1 for h in (busy, a, c, other)}
 
 
 async def test_a_batch_drawn_in_one_call_that_hangs_is_retried_alone_once(
@@ -414,3 +419,16 @@ async def test_metrics_are_served_and_unknown_engines_refused(make_service: Make
     assert 'chibify_generation_jobs_finished_total{outcome="failed"} 1.0' in body
     assert "chibify_generation_queue_length 0.0" in body
     assert "chibify_generation_wait_seconds_count 2.0" in body
+
+
+async def test_a_lone_job_of_an_engine_that_draws_one_at_a_time_does_not_wait_for_company(
+    storage: Storage, make_service: MakeService
+) -> None:
+    # Company saves such an engine (the chibi engine) no drawing time: an idle worker gets the job at once.
+    # A batch engine's lone job would wait out the window (an hour here) for company.
+    service = await make_service(max_batch=4, batch_window_s=3600.0)
+    handle = await service.submit(req("a", engine="seq"))
+
+    assert (await result_of(handle)).job_id == handle.job_id
+    assert service.pool.draws_one_at_a_time("seq")  # type: ignore[attr-defined]
+    assert not service.pool.draws_one_at_a_time("fake")  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ the store refuses). After each case the handle's outcome and the jobs table must
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from generation.service import SAVE_FAILED, GenerationService, JobCancelled, Ser
 from storage import Storage, jobs
 from storage.jobstore import SqlJobStore
 from tests.generation.service_kit import (
+    DEADLINE_S,
     FAKE,
     MakeService,
     avatars_per_job,
@@ -197,3 +199,80 @@ async def test_an_error_text_no_database_takes_is_cleaned_before_it_is_recorded(
     failure.reason.encode("utf-8")  # no lone surrogate either
     status, _attempts, error = (await jobs_in_db(storage))[handle.job_id]
     assert (status, error) == ("failed", failure.reason)
+
+
+class Counting(SqlJobStore):
+    """The real job store, counting the batch calls; ``cancel_before_running`` is marked cancelled by
+    someone else (the user deleted it) just before the batch's ``mark_running_many``."""
+
+    def __init__(self, storage: Storage, cancel_before_running: int | None = None) -> None:
+        super().__init__(storage)
+        self.cancel_before_running = cancel_before_running
+        self.group_completes: list[int] = []
+        self.single_completes = 0
+
+    async def mark_running_many(self, job_ids: Sequence[int]) -> list[Exception | None]:
+        if self.cancel_before_running in job_ids:
+            async with self.storage.transaction() as s:
+                await jobs.mark_cancelled(s, self.cancel_before_running)
+        return await super().mark_running_many(job_ids)
+
+    async def complete(self, job_id: int, result: dict[str, Any]) -> dict[str, Any]:
+        self.single_completes += 1
+        return await super().complete(job_id, result)
+
+    async def complete_many(
+        self, items: Sequence[tuple[int, dict[str, Any]]]
+    ) -> list[dict[str, Any] | Exception]:
+        self.group_completes.append(len(items))
+        return await super().complete_many(items)
+
+
+async def test_a_batch_is_stored_with_one_commit(storage: Storage, make_service: MakeService) -> None:
+    store = Counting(storage)
+    service = await make_service(job_store=store, max_batch=3, batch_window_s=DEADLINE_S)
+    handles = [await service.submit(req(user, n=n)) for n, user in enumerate("abc")]  # the batch is full
+
+    assert [(await result_of(h)).job_id for h in handles] == [h.job_id for h in handles]
+    assert (store.group_completes, store.single_completes) == ([3], 0)
+    assert {status for status, _, _ in (await jobs_in_db(storage)).values()} == {"done"}
+    assert await avatars_per_job(storage) == {h.job_id: 1 for h in handles}
+
+
+async def test_a_job_the_store_will_not_start_is_settled_as_recorded_and_the_rest_are_drawn(
+    storage: Storage, make_service: MakeService
+) -> None:
+    # The batch goes to the worker at once and is recorded running while it draws; one of its jobs was
+    # deleted meanwhile: it is stopped in the worker, never stored, and the others are done.
+    store = Counting(storage)
+    service = await make_service(job_store=store, max_batch=3, batch_window_s=DEADLINE_S)
+    a = await service.submit(req("a", n=1))
+    b = await service.submit(req("b", n=2))
+    store.cancel_before_running = b.job_id
+    c = await service.submit(req("c", n=3))
+
+    with pytest.raises(JobCancelled):
+        await result_of(b)
+    assert [(await result_of(h)).job_id for h in (a, c)] == [a.job_id, c.job_id]
+    rows = await jobs_in_db(storage)
+    assert [rows[h.job_id][0] for h in (a, b, c)] == ["done", "cancelled", "done"]
+    assert await avatars_per_job(storage) == {a.job_id: 1, c.job_id: 1}
+
+
+async def test_a_batch_call_that_keeps_failing_falls_back_to_each_job_alone(
+    storage: Storage, make_service: MakeService
+) -> None:
+    class BrokenGroups(Counting):
+        async def complete_many(
+            self, items: Sequence[tuple[int, dict[str, Any]]]
+        ) -> list[dict[str, Any] | Exception]:
+            self.group_completes.append(len(items))
+            raise ConnectionError("server closed the connection unexpectedly")
+
+    store = BrokenGroups(storage)
+    service = await make_service(job_store=store, max_batch=2, batch_window_s=DEADLINE_S)
+    handles = [await service.submit(req(user, n=n)) for n, user in enumerate("ab")]
+
+    assert [(await result_of(h)).job_id for h in handles] == [h.job_id for h in handles]
+    assert (store.group_completes, store.single_completes) == ([2, 2, 2], 2)
+    assert await avatars_per_job(storage) == {h.job_id: 1 for h in handles}
