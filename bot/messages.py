@@ -223,6 +223,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "没有 {format} 这种下载，请从列表中选择。",
     ),
     # --- selfies and DMs ------------------------------------------------------------------------------
+    "photo_read": ("From your photo: {read}.", "从你的照片里看出：{read}。"),
     "faces_found": (
         "I found {count} faces and drew face {used} (counting from the left).",
         "我找到了 {count} 张脸，画的是第 {used} 张（从左数）。",

@@ -515,6 +515,10 @@ class Studio:
             )
         parse = pending.parse
         notes = list(pending.notes)
+        if pending.kind == "selfie" and views:
+            read = _photo_read(views[0], speaker.language)
+            if read:
+                notes.insert(0, speaker.say("photo_read", read=read))
         if faces[0] > 1:
             notes.insert(0, speaker.say("faces_found", count=faces[0], used=faces[1]))
         return Outcome(
@@ -954,6 +958,18 @@ MAX_FACES = 20  # a selfie's face number (1 = leftmost) is checked against the p
 def _check_count(actor: Actor, count: int) -> None:
     if not 1 <= count <= MAX_COUNT:
         raise BadInput(actor.say("count_range", count=count, max=MAX_COUNT))
+
+
+def _photo_read(view: AvatarView, language: str) -> str:
+    """What the selfie analysis read, in words ("short black curly hair, beard, brown eyes, dark suit"),
+    from the stored spec (no analysis code is loaded in the bot)."""
+    from generation.face.reading import describe, reading_from_spec
+
+    try:
+        spec = AvatarSpec.from_json(view.spec)
+    except SpecError:
+        return ""
+    return describe(reading_from_spec(spec), "zh" if language == "zh" else "en")
 
 
 def _detail(actor: Actor, key: str, exc: Exception) -> str:

@@ -88,6 +88,7 @@ class DiffusionEngine:
     (or the same fields as keyword options, which is how :class:`~generation.jobs.EngineSpec` passes them)."""
 
     name = "diffusion"
+    draws_selfie_spec = True  # the worker turns a selfie into request.spec first (engines.prepare_selfie)
 
     def __init__(self, config: DiffusionConfig | None = None, **options: Any) -> None:
         if config is not None and options:
@@ -248,9 +249,17 @@ class DiffusionEngine:
 
     def _selfie(self, request: GenerationRequest, seed: int, res: int) -> tuple[AvatarSpec, np.ndarray]:
         """The photo's spec (the user's prompt merged over it) and its head crop at ``res``."""
-        from generation.engines import ChibiAdapter
-        from generation.face import head_crop
+        from generation.engines import ChibiAdapter, selfie_prepared
+        from generation.face.analyze import head_crop, head_crop_box
+        from generation.face.decode import decode_photo
 
+        if selfie_prepared(request) and request.init_image is not None:  # the worker read the photo already
+            box = tuple(int(v) for v in str(request.meta("face_bbox")).split(","))
+            assert len(box) == 4
+            photo = decode_photo(request.init_image)
+            return AvatarSpec.from_json(request.spec), head_crop_box(
+                photo, (box[0], box[1], box[2], box[3]), res
+            )
         spec, photo, analysis = ChibiAdapter.selfie(request, seed)
         return spec, head_crop(photo, analysis, res)
 

@@ -272,6 +272,8 @@ class GanEngine:
     """The "surprise me" engine: the request's spec (its open fields decided by the seed) is the condition;
     64 px out, resized to the requested size. Runs in the worker process like every engine."""
 
+    draws_selfie_spec = True  # the worker turns a selfie into request.spec first (engines.prepare_selfie)
+
     def __init__(self, model: str = "") -> None:
         from generation.training.shipped import GAN_FOLDER
 
@@ -288,14 +290,14 @@ class GanEngine:
 
         started = time.perf_counter()
         out: list[Any] = []
-        from generation.engines import ChibiAdapter
+        from generation.engines import ChibiAdapter, selfie_prepared
 
         try:
             specs = [
                 # a selfie: the photo decides the spec (analysed in memory, never written anywhere)
                 (
                     ChibiAdapter.selfie_spec(r, AvatarSpec.from_json(r.spec).seed)
-                    if r.init_image
+                    if r.init_image and not selfie_prepared(r)
                     else AvatarSpec.from_json(r.spec)
                 ).resolved()
                 for r in requests

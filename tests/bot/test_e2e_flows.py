@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import struct
 import zipfile
 import zlib
@@ -257,6 +258,8 @@ async def test_selfie_slash_context_menu_and_dm(emulator: DiscordEmulator, bot: 
     h = await emulator.slash(emulator.alice, "chibify", {"photo": emulator.upload("me.jpg", photo)})
     message = await result_message(h, within=60)
     assert "not kept" in json.dumps(message["embeds"])
+    # what the analysis read, in words, from the stored spec
+    assert re.search(r"From your photo: [a-z].*hair", json.dumps(message["embeds"])), message["embeds"]
     posted = await emulator.post_message(
         emulator.alice, emulator.guild.default_channel, "me", [emulator.upload("me.jpg", photo)]
     )

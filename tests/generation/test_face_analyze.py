@@ -31,6 +31,9 @@ def test_accuracy_does_not_regress() -> None:
     result = evaluate(PHOTOS)
     for key in LABELLED:
         hits, total = result["hits"][key], result["totals"][key]
+        if key in ("eye_color", "outfit_kind", "outfit_tone"):  # not labelled in this older set
+            assert total == 0
+            continue
         assert total > 0
         # Measured when written (docs/selfie.md): 100% except skin tone (5 of 6: biden_full_body.jpg, whose
         # face is darker in the photo than obama.jpg's; see the docs for why no lighter rule is used).
@@ -197,7 +200,8 @@ def test_no_glasses_on_bare_faces(name: str) -> None:
 
 
 def test_unsure_glasses_fall_back_to_none_and_unsure_shapes_to_round() -> None:
-    from generation.face.analyze import GLASSES_RING, SQUARE_FILL, _glasses_attributes
+    from generation.face.mapping import GLASSES_RING, SQUARE_FILL
+    from generation.face.mapping import glasses_attributes as _glasses_attributes
 
     bare = {"lens_ratio": 0.8, "ring": 0.3, "ring_lower": 0.0, "rectangularity": float("nan")}
     assert _glasses_attributes(bare)["glasses"].value is False
