@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import platform
+import re
 import signal
 import statistics
 import sys
@@ -271,7 +272,8 @@ def _version(binary: str) -> str:
     import subprocess
 
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
-    return (out.stdout or out.stderr).strip()
+    found = re.search(r"v\d+\.\d+\.\d+", out.stdout or out.stderr)  # the version, never a machine path
+    return found.group(0) if found else "unknown"
 
 
 def _cpus() -> int:
