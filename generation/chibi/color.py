@@ -16,6 +16,7 @@ def to_hex(r: float, g: float, b: float) -> str:
     return "#" + "".join(f"{round(min(1.0, max(0.0, c)) * 255):02x}" for c in (r, g, b))
 
 
+@lru_cache(maxsize=8192)
 def mix(a: str, b: str, t: float) -> str:
     """Linear mix of two colours: t=0 gives a, t=1 gives b."""
     ra, rb = rgb(a), rgb(b)

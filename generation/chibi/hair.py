@@ -10,8 +10,9 @@ import itertools
 import math
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
-from generation.chibi import color
+from generation.chibi import color, pathops
 from generation.chibi.context import Ctx
 from generation.chibi.geometry import (
     CRANIUM_CY,
@@ -61,6 +62,7 @@ def _p(pts: list[Point]) -> str:
 # --- the face window --------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=8192)  # pure; the same heights recur for every spec with the same face shape
 def _head_x(y: float, shape: str, crx: float) -> float:
     if y <= CRANIUM_CY:
         t = (CRANIUM_CY - y) / CRANIUM_RY
@@ -617,31 +619,39 @@ def hair_front(c: Ctx) -> str:
     window, edge = face_window(c, lock_y, inset)
     fp = face_path(c.geo.face_shape)
     out: list[str] = []
-    # fringe shadow on the forehead (cel shade), clipped to the face
-    shadow = window.replace("M", "M", 1)
+    notwin = f"M-10,-10H522V522H-10Z{window}"
+    # The window as geometry (pathops): the clipped fills become plain paths, which skia draws without
+    # building anti-aliased clip masks, and the strokes need two clips instead of four (docs/renderer.md,
+    # issue 16); None (a path pathops cannot read): the clip-paths as before.
+    geo = _front_geometry(sil, window, edge, fp, style)
     out.append(
         defs(
-            clip("hf-face", path(fp)),
-            clip("hf-notwin", f'<path clip-rule="evenodd" d="M-10,-10H522V522H-10Z{window}"/>'),
-            clip("hf-sil", path(sil)),
+            clip("hf-face", path(fp)) if geo is None else "",
+            clip("hf-notwin", f'<path clip-rule="evenodd" d="{notwin}"/>'),
+            clip("hf-sil", path(sil))
+            if geo is None
+            else clip("hf-hair", _rule_path(geo["hair"], rule="clip_rule")),
         )
     )
+    # fringe shadow on the forehead (cel shade), clipped to the face
     if style != "buzz":  # a buzz cut is too short to cast a shadow on the forehead
-        out.append(
-            group(
-                [
-                    group(
-                        [path(sil, fill=c.skin.shade)],
-                        transform="translate(0 11)",
-                        clip_path="url(#hf-notwin)",
-                    )
-                ],
-                clip_path="url(#hf-face)",
+        if geo is not None:
+            out.append(_rule_path(geo["shadow"], fill=c.skin.shade))
+        else:
+            out.append(
+                group(
+                    [
+                        group(
+                            [path(sil, fill=c.skin.shade)],
+                            transform="translate(0 11)",
+                            clip_path="url(#hf-notwin)",
+                        )
+                    ],
+                    clip_path="url(#hf-face)",
+                )
             )
-        )
-    del shadow
     base_fill = color.mix(t.base, c.skin.base, 0.3) if style == "buzz" else t.base
-    inner: list[str] = [path(sil, fill=base_fill)]
+    inner: list[str] = [path(sil, fill=base_fill) if geo is None else _rule_path(geo["hair"], fill=base_fill)]
     tex: list[str] = []
     top = c.geo.hair_top
     # coils inside the face window (below the lowest fringe point, well inside the face) never show
@@ -693,11 +703,27 @@ def hair_front(c: Ctx) -> str:
         # depth where the volume meets the forehead: the hair sits on the head, not over it like a wig
         tex.append(path(edge, fill="none", stroke=t.deep, stroke_width=30, opacity="0.45"))
     tex.extend(_grey(c, style, in_window))
-    inner.append(group(tex, clip_path="url(#hf-sil)"))
+    if geo is None:
+        inner.append(group(tex, clip_path="url(#hf-sil)"))
     if style == "buzz":
         # a thinner outline with a fuzz of short hairs, no line at the hairline: it reads as hair, not a cap
         inner.append(path(sil, fill="none", stroke=t.line, stroke_width=LINE * 0.7, stroke_linejoin="round"))
         inner.append(_fuzz(c, t.line))
+    elif geo is not None:
+        # the texture and the fringe edge through one clip (the hair minus the window), the outline through
+        # the window's: two clip masks instead of four. The edge now comes before the outline; both are
+        # opaque and the same colour, so the order does not matter beyond rounding.
+        edge_stroke = path(
+            edge,
+            fill="none",
+            stroke=t.line,
+            stroke_width=LINE * (0.6 if style == "afro" else 0.8),
+            stroke_linejoin="round",
+            stroke_linecap="round",
+        )
+        inner.append(group([*tex, edge_stroke], clip_path="url(#hf-hair)"))
+        outline = path(sil, fill="none", stroke=t.line, stroke_width=LINE, stroke_linejoin="round")
+        inner.append(group([outline], clip_path="url(#hf-notwin)"))
     else:
         inner.append(path(sil, fill="none", stroke=t.line, stroke_width=LINE, stroke_linejoin="round"))
         inner.append(
@@ -715,7 +741,13 @@ def hair_front(c: Ctx) -> str:
                 clip_path="url(#hf-sil)",
             )
         )
-    out.append(group(inner, clip_path="url(#hf-notwin)"))
+    if geo is None:
+        out.append(group(inner, clip_path="url(#hf-notwin)"))
+    elif style == "buzz":  # the texture through the hair's clip; the thin outline and fuzz the window's
+        out.append(group([inner[0], group(tex, clip_path="url(#hf-hair)")]))
+        out.append(group(inner[1:], clip_path="url(#hf-notwin)"))
+    else:
+        out.append(group(inner))
     # pieces drawn on top: ties, braids in front, ahoge
     if style == "twin_tails":
         for s in (-1, 1):
@@ -762,6 +794,34 @@ def hair_front(c: Ctx) -> str:
             )
         )
     return group(out)
+
+
+def _rule_path(geo: tuple[str, str], rule: str = "fill_rule", **kw: object) -> str:
+    """A pathops result as a path element; ``rule``: the attribute for its even-odd rule (clip_rule in a
+    clipPath)."""
+    d, fill_rule = geo
+    if fill_rule == "evenodd":
+        kw[rule] = "evenodd"
+    return path(d, **kw)
+
+
+@lru_cache(maxsize=2048)
+def _front_geometry(
+    sil: str, window: str, edge: str, fp: str, style: str
+) -> dict[str, tuple[str, str]] | None:
+    """The front hair's clipped shapes as plain paths: "hair" (silhouette minus the face window), "shadow"
+    (the silhouette and window moved down 11, within the face). Strokes keep clip-paths: path ops on a
+    stroke's outline were not exact enough in a quick test (up to 30 levels along the outline)."""
+    notwin = f"evenodd:M-10,-10H522V522H-10Z{window}"
+    hair = pathops.combine(sil, ("and", notwin))
+    shadow = pathops.combine(
+        pathops.translated(sil, 0, 11),
+        ("and", "evenodd:M-10,-10H522V533H-10Z" + pathops.translated(window, 0, 11)),
+        ("and", fp),
+    )
+    if hair is None or shadow is None:
+        return None
+    return {"hair": hair, "shadow": shadow}
 
 
 # --- buzz cut and grey ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 # f() runs about 2,000 times per avatar, and formatting a float costs about 300 ns; most numbers recur
 # (the same geometry across specs), so a bounded memo of the strings saves about 0.4 ms per avatar.
@@ -116,6 +117,7 @@ def rrect(x: float, y: float, w: float, h: float, r: float, **kw: object) -> str
     return f'<rect x="{f(x)}" y="{f(y)}" width="{f(w)}" height="{f(h)}" rx="{f(r)}" {attrs(**_paint_opacity(kw))}/>'
 
 
+@lru_cache(maxsize=256)  # the same colours give the same 64 bands (a pure function of its arguments)
 def bands(x: float, y: float, w: float, h: float, top: str, bottom: str, n: int = 64) -> str:
     """A vertical two-colour gradient as ``n`` solid bands (each overlapping the next, so no seams).
 
