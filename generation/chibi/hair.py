@@ -705,6 +705,14 @@ def hair_front(c: Ctx) -> str:
     tex.extend(_grey(c, style, in_window))
     if geo is None:
         inner.append(group(tex, clip_path="url(#hf-sil)"))
+    edge_stroke = path(
+        edge,
+        fill="none",
+        stroke=t.line,
+        stroke_width=LINE * (0.6 if style == "afro" else 0.8),
+        stroke_linejoin="round",
+        stroke_linecap="round",
+    )
     if style == "buzz":
         # a thinner outline with a fuzz of short hairs, no line at the hairline: it reads as hair, not a cap
         inner.append(path(sil, fill="none", stroke=t.line, stroke_width=LINE * 0.7, stroke_linejoin="round"))
@@ -713,34 +721,12 @@ def hair_front(c: Ctx) -> str:
         # the texture and the fringe edge through one clip (the hair minus the window), the outline through
         # the window's: two clip masks instead of four. The edge now comes before the outline; both are
         # opaque and the same colour, so the order does not matter beyond rounding.
-        edge_stroke = path(
-            edge,
-            fill="none",
-            stroke=t.line,
-            stroke_width=LINE * (0.6 if style == "afro" else 0.8),
-            stroke_linejoin="round",
-            stroke_linecap="round",
-        )
         inner.append(group([*tex, edge_stroke], clip_path="url(#hf-hair)"))
         outline = path(sil, fill="none", stroke=t.line, stroke_width=LINE, stroke_linejoin="round")
         inner.append(group([outline], clip_path="url(#hf-notwin)"))
     else:
         inner.append(path(sil, fill="none", stroke=t.line, stroke_width=LINE, stroke_linejoin="round"))
-        inner.append(
-            group(
-                [
-                    path(
-                        edge,
-                        fill="none",
-                        stroke=t.line,
-                        stroke_width=LINE * (0.6 if style == "afro" else 0.8),
-                        stroke_linejoin="round",
-                        stroke_linecap="round",
-                    )
-                ],
-                clip_path="url(#hf-sil)",
-            )
-        )
+        inner.append(group([edge_stroke], clip_path="url(#hf-sil)"))
     if geo is None:
         out.append(group(inner, clip_path="url(#hf-notwin)"))
     elif style == "buzz":  # the texture through the hair's clip; the thin outline and fuzz the window's

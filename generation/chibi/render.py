@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,17 +123,7 @@ def rasterise_reference(svg: str, size: int, *, circle: bool = False) -> np.ndar
     dom = skia.SVGDOM.MakeFromStream(stream)
     if dom is None:
         raise RuntimeError("the SVG could not be parsed")
-    arr = np.zeros((size, size, 4), np.uint8)
-    surface = skia.Surface(arr, skia.kRGBA_8888_ColorType, skia.kUnpremul_AlphaType)
-    canvas = surface.getCanvas()
-    if circle:
-        p = skia.Path()
-        p.addCircle(size / 2, size / 2, size / 2)
-        canvas.clipPath(p, skia.ClipOp.kIntersect, True)
-    canvas.scale(size / VIEW, size / VIEW)
-    dom.render(canvas)
-    del canvas, surface  # the buffer outlives the surface that wraps it
-    return arr
+    return _draw(dom.render, size, circle)
 
 
 # Parsed layers, recorded as skia Pictures and keyed by their SVG text: a layer's pixels depend only on its
@@ -181,6 +172,17 @@ def _draw_pictures(pictures: list[skia.Picture], size: int, circle: bool) -> np.
     The surface stays unpremultiplied: skia then blends in its float pipeline, and the pixels are the
     reference's to the bit. A premultiplied surface was only 2% faster and moved translucent pixels by up
     to 7 levels (its 8-bit pipeline rounds differently), so it is not used."""
+
+    def replay(canvas: skia.Canvas) -> None:
+        for pic in pictures:
+            canvas.drawPicture(pic)
+
+    return _draw(replay, size, circle)
+
+
+def _draw(paint: Callable[[skia.Canvas], None], size: int, circle: bool) -> np.ndarray:
+    """A fresh straight-alpha RGBA buffer of size x size, painted in the VIEW coordinate system (circle:
+    clipped to the inscribed circle)."""
     arr = np.zeros((size, size, 4), np.uint8)
     surface = skia.Surface(arr, skia.kRGBA_8888_ColorType, skia.kUnpremul_AlphaType)
     canvas = surface.getCanvas()
@@ -189,8 +191,7 @@ def _draw_pictures(pictures: list[skia.Picture], size: int, circle: bool) -> np.
         p.addCircle(size / 2, size / 2, size / 2)
         canvas.clipPath(p, skia.ClipOp.kIntersect, True)
     canvas.scale(size / VIEW, size / VIEW)
-    for pic in pictures:
-        canvas.drawPicture(pic)
+    paint(canvas)
     del canvas, surface  # the buffer outlives the surface that wraps it
     return arr
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generation import catalog
+from bench import bench_render
 from generation.chibi import ChibiEngine, render
 from generation.chibi.engine import deflate, encode_png
 from generation.spec import AvatarSpec
@@ -18,16 +18,7 @@ ENGINE = ChibiEngine()
 
 
 def random_spec(rng: random.Random) -> AvatarSpec:
-    items: list[str] = []
-    for item in rng.sample(catalog.ids("item"), rng.randint(0, 3)):
-        try:
-            AvatarSpec(items=[*items, item])
-        except ValueError:
-            continue
-        items.append(item)
-    return AvatarSpec(
-        seed=rng.randrange(2**40), items=items, facial_hair=rng.choice(catalog.ids("facial_hair"))
-    ).resolved()
+    return bench_render.random_spec(rng).resolved()
 
 
 def reference(spec: AvatarSpec, size: int, *, transparent: bool = False, circle: bool = False) -> np.ndarray:
