@@ -1,4 +1,5 @@
-"""Spec -> ordered layers -> SVG document -> pixels (skia SVGDOM)."""
+"""Spec -> ordered layers -> SVG document -> pixels (skia SVGDOM; known layer templates recoloured by
+``composite``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import skia
 
 from generation import catalog
-from generation.chibi import face, hair, items, outfit
+from generation.chibi import composite, face, hair, items, outfit
 from generation.chibi.context import Ctx
 from generation.chibi.geometry import VIEW
 from generation.spec import AvatarSpec
@@ -146,6 +147,11 @@ def _record(svg: str) -> skia.Picture:
     return recorder.finishRecordingAsPicture()
 
 
+def record_fragment(fragment: str) -> skia.Picture:
+    """One layer's SVG fragment as a skia Picture, not cached (``layer_picture`` caches)."""
+    return _record(document([Layer("x", fragment)]))
+
+
 def layer_picture(fragment: str) -> skia.Picture:
     """One layer's SVG fragment as a recorded skia Picture in view-box units (LRU-cached by its text)."""
     with _picture_lock:
@@ -201,8 +207,12 @@ def rasterise_layers(
 ) -> np.ndarray:
     """Layers -> straight (unpremultiplied) RGBA uint8 array of size x size: the fast path.
 
-    Each layer is parsed once (``layer_picture``) and replayed: the same draw calls, so the same pixels as
+    Layers whose colour-free template is known are recoloured from cached weights (``composite``: the
+    reference's pixels to within rounding); the rest are parsed once (``layer_picture``) and replayed.
+    Without numba every layer is replayed: the same draw calls, so the same pixels as
     ``rasterise_reference(document(parts), size)`` (tests/generation/test_render_fast.py)."""
+    if composite.AVAILABLE:
+        return composite.rasterise([(p.name, p.svg) for p in parts if p.svg], size, circle=circle)
     return _draw_pictures([layer_picture(p.svg) for p in parts if p.svg], size, circle)
 
 

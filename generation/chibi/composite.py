@@ -1,0 +1,393 @@
+"""Layers drawn from colour-free templates: rasterise a layer's geometry once, recolour it per avatar.
+
+A layer is a sequence of SVG drawing operations whose colours are all ``#rrggbb`` tokens. Everything the
+rasteriser does with a colour is linear in it (source-over blending, gradients between colours, group
+opacity, clipping), so the layer's premultiplied pixels are ``sum_k W_k * colour_k`` with weight planes
+``W_k`` that depend only on the geometry, and its alpha is the same whatever the colours. Fresh avatars
+mostly differ in colour: over 3,000 random specs the front hair has 2,496 distinct texts but 266
+templates, the eyes 2,177 texts and 13 templates (``bench/bench_render_paths.py``).
+
+So a layer's text is split into a *template* (every distinct colour replaced by its slot number) and its
+colours. The first time a template is seen at a size it is drawn with its colours replaced by basis
+colours, three slots at a time (red, green, blue; the other slots black, so they still cover what lies
+under them), which gives one weight plane per slot and the alpha plane, cropped to where the layer draws.
+After that, drawing the layer is one pass over its pixels (``_over``, compiled with numba): the colour
+``sum_k W_k * colour_k`` source-over onto the picture. The result is the rasteriser's to within rounding
+(planes are 8-bit): at most a few levels along anti-aliased edges (``tests/generation/test_render_fast.py``,
+``docs/contact_sheets/render_speed_diff.png``).
+
+Layers with many colours (patterned backgrounds are seeded, so their templates never repeat) are drawn
+directly by skia into the same buffer. The cache of planes is an LRU bounded in bytes
+(``CHIBIFY_RENDER_CACHE_MB``, default 192).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import skia
+
+try:
+    import numba
+
+    _njit = numba.njit(cache=True, nogil=True, boundscheck=False)
+except ImportError:  # pragma: no cover - numba is a declared dependency; without it layers are drawn by skia
+    numba = None  # type: ignore[assignment]
+
+from generation.chibi.geometry import VIEW
+
+_BASIS = ("#ff0000", "#00ff00", "#0000ff")
+# A template with more colours than this is drawn directly (each 3 colours cost one more draw to learn).
+MAX_SLOTS = 12
+# Layers always drawn by skia: the background's patterns are seeded, so its template never comes back.
+DRAWN = frozenset({"background"})
+CACHE_BYTES = int(float(os.environ.get("CHIBIFY_RENDER_CACHE_MB", "192")) * 1024 * 1024)
+
+AVAILABLE = numba is not None
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+_SPLITS: OrderedDict[str, tuple[str, tuple[str, ...]]] = OrderedDict()
+_SPLITS_MAX = 2048
+_splits_lock = threading.Lock()
+
+
+def split(svg: str) -> tuple[str, tuple[str, ...]]:
+    """A layer's text -> (template, colours): each distinct colour (always written as a whole attribute
+    value, ``fill="#aabbcc"``) replaced by ``#<slot>~`` in order of first appearance, colours lower-case.
+    ``fill(template, colours)`` gives the text back (with lower-case colours). LRU-cached by text."""
+    with _splits_lock:
+        hit = _SPLITS.get(svg)
+        if hit is not None:
+            _SPLITS.move_to_end(svg)
+            return hit
+    pieces = svg.split('="#')
+    slots: dict[str, int] = {}
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        c = piece[:6]
+        if piece[6:7] == '"' and _HEX.issuperset(c):
+            c = c.lower()
+            slot = slots.get(c)
+            if slot is None:
+                slot = slots[c] = len(slots)
+            out.append(f'="#{slot}~{piece[6:]}')
+        else:  # a reference such as href="#id"
+            out.append('="#' + piece)
+    result = "".join(out), tuple("#" + c for c in slots)
+    with _splits_lock:
+        _SPLITS[svg] = result
+        while len(_SPLITS) > _SPLITS_MAX:
+            _SPLITS.popitem(last=False)
+    return result
+
+
+_SLOT = re.compile(r"#(\d+)~")
+
+
+def fill(template: str, colours: Sequence[str]) -> str:
+    return _SLOT.sub(lambda m: colours[int(m.group(1))], template)
+
+
+@dataclass(frozen=True)
+class Planes:
+    """One template at one size, as what a recolour pass needs (indices into the flat size x size buffer).
+
+    Most covered pixels are opaque and one colour ("solid"): they are stored as runs along rows and
+    written as whole 32-bit pixels. The rest (anti-aliased edges, translucent shapes) keep their alpha and
+    one weight per colour slot and are blended one by one."""
+
+    size: int
+    run_start: np.ndarray  # int32, flat pixel index where a solid run starts
+    run_len: np.ndarray  # int32
+    run_slot: np.ndarray  # int32, the colour slot of the run
+    edge_at: np.ndarray  # int32, flat pixel index of each blended pixel
+    edge_alpha: np.ndarray  # uint8
+    edge_ptr: np.ndarray  # int32, edge i's weights are edge_slot/edge_weight[edge_ptr[i]:edge_ptr[i + 1]]
+    edge_slot: np.ndarray  # uint8, the slots with a weight (most edge pixels mix one or two colours)
+    edge_weight: np.ndarray  # uint8, premultiplied weights
+
+    @property
+    def nbytes(self) -> int:
+        return int(
+            self.run_start.nbytes
+            + self.run_len.nbytes
+            + self.run_slot.nbytes
+            + self.edge_at.nbytes
+            + self.edge_alpha.nbytes
+            + self.edge_ptr.nbytes
+            + self.edge_slot.nbytes
+            + self.edge_weight.nbytes
+        )
+
+
+def _empty(size: int) -> Planes:
+    i32, u8 = np.zeros(0, np.int32), np.zeros(0, np.uint8)
+    return Planes(size, i32, i32, i32, i32, u8, np.zeros(1, np.int32), u8, u8)
+
+
+def _record(svg_fragment: str) -> skia.Picture:
+    from generation.chibi import render
+
+    return render.layer_picture(svg_fragment)
+
+
+def learn(template: str, slots: int, size: int) -> Planes:
+    """Draw the template with basis colours, three slots at a time, into premultiplied buffers, then
+    split its pixels into solid runs and blended pixels."""
+    alpha: np.ndarray | None = None
+    weights: list[np.ndarray] = []
+    for start in range(0, max(1, slots), 3):
+        colours = ["#000000"] * slots
+        for i in range(start, min(slots, start + 3)):
+            colours[i] = _BASIS[i - start]
+        buf = np.zeros((size, size, 4), np.uint8)
+        surface = skia.Surface(buf, skia.kRGBA_8888_ColorType, skia.kPremul_AlphaType)
+        canvas = surface.getCanvas()
+        canvas.scale(size / VIEW, size / VIEW)
+        canvas.drawPicture(_picture_uncached(fill(template, colours)))
+        del canvas, surface
+        if alpha is None:
+            alpha = buf[:, :, 3].copy()
+        weights += [buf[:, :, i] for i in range(min(slots, start + 3) - start)]
+    assert alpha is not None
+    rows = np.flatnonzero(alpha.any(axis=1))
+    if not len(rows):
+        return _empty(size)
+    cols = np.flatnonzero(alpha.any(axis=0))
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    h, w = y1 - y0, x1 - x0
+    a = alpha[y0:y1, x0:x1].reshape(-1)
+    box = [np.ascontiguousarray(p[y0:y1, x0:x1]).reshape(-1) for p in weights]
+    # per pixel: the largest weight, its slot and the sum (plane by plane: numpy is slow along a short axis)
+    top = np.zeros(h * w, np.int32)
+    best = box[0].copy()
+    total = box[0].astype(np.uint16)
+    for k in range(1, slots):
+        more = box[k] > best
+        top[more] = k
+        np.maximum(best, box[k], out=best)
+        total += box[k]
+    solid = (a == 255) & (best == 255) & (total == 255)
+    # runs of one slot along each row of the box: a run starts where the key changes or a row starts
+    key = np.where(solid, top, -1).astype(np.int32)
+    change = np.ones(h * w, bool)
+    change[1:] = key[1:] != key[:-1]
+    change[::w] = True
+    starts = np.flatnonzero(change)
+    lengths = np.diff(np.append(starts, h * w))
+    keep = key[starts] >= 0
+    starts, lengths = starts[keep], lengths[keep]
+    edges = np.flatnonzero((a > 0) & ~solid)
+
+    def to_flat(i: np.ndarray) -> np.ndarray:  # box index -> index in the size x size buffer
+        return ((i // w + y0) * size + i % w + x0).astype(np.int32)
+
+    ew = np.stack([p[edges] for p in box], axis=-1)
+    nonzero = ew > 0
+    ptr = np.zeros(len(edges) + 1, np.int32)
+    np.cumsum(nonzero.sum(axis=1), out=ptr[1:])
+    return Planes(
+        size,
+        to_flat(starts),
+        lengths.astype(np.int32),
+        key[starts].astype(np.int32),
+        to_flat(edges),
+        np.ascontiguousarray(a[edges]),
+        ptr,
+        np.nonzero(nonzero)[1].astype(np.uint8),
+        np.ascontiguousarray(ew[nonzero]),
+    )
+
+
+def _picture_uncached(svg_fragment: str) -> skia.Picture:
+    """Basis-coloured drawings are used once: parse them without filling the layer picture cache."""
+    from generation.chibi import render
+
+    return render.record_fragment(svg_fragment)
+
+
+class PlaneCache:
+    """LRU of ``Planes`` keyed by (template, size), bounded in bytes; thread-safe."""
+
+    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[str, int], Planes] = OrderedDict()
+
+    def get(self, template: str, slots: int, size: int) -> Planes:
+        key = (template, size)
+        with self._lock:
+            planes = self._items.get(key)
+            if planes is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return planes
+            self.misses += 1
+        planes = learn(template, slots, size)
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = planes
+                self.bytes += planes.nbytes
+            while self.bytes > self.max_bytes and self._items:
+                _, old = self._items.popitem(last=False)
+                self.bytes -= old.nbytes
+        return planes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.bytes = 0
+
+
+PLANES = PlaneCache()
+
+
+def _colours(colours: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The slots' colours as uint32 rows (r, g, b), and as opaque RGBA pixels (one uint32 each, memory
+    order r g b a)."""
+    px = np.empty((len(colours), 4), np.uint8)
+    for i, c in enumerate(colours):
+        px[i] = int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16), 255
+    return px[:, :3].astype(np.uint32), px.view(np.uint32).reshape(-1)
+
+
+if numba is not None:
+
+    @_njit
+    def _paint(
+        dst8: np.ndarray,
+        dst32: np.ndarray,
+        run_start: np.ndarray,
+        run_len: np.ndarray,
+        run_slot: np.ndarray,
+        edge_at: np.ndarray,
+        edge_alpha: np.ndarray,
+        edge_ptr: np.ndarray,
+        edge_slot: np.ndarray,
+        edge_weight: np.ndarray,
+        rgb: np.ndarray,
+        rgba32: np.ndarray,
+    ) -> None:
+        """Source-over one recoloured template onto a premultiplied RGBA buffer (``dst8`` its bytes,
+        ``dst32`` the same memory one uint32 a pixel): runs take their slot's opaque colour, edge pixels
+        ``sum_k W_k * colour_k + dst * (255 - alpha) / 255``, rounded, in unsigned integers."""
+        for i in range(run_start.shape[0]):
+            s = run_start[i]
+            dst32[s : s + run_len[i]] = rgba32[run_slot[i]]
+        one = np.uint32(1)
+        eight = np.uint32(8)
+        top = np.uint32(255)
+        for i in range(edge_at.shape[0]):
+            q = np.uint32(edge_at[i]) * np.uint32(4)
+            a = np.uint32(edge_alpha[i])
+            inv = top - a
+            r = np.uint32(128) + np.uint32(dst8[q]) * inv
+            g = np.uint32(128) + np.uint32(dst8[q + one]) * inv
+            b = np.uint32(128) + np.uint32(dst8[q + 2 * one]) * inv
+            al = np.uint32(128) + a * top + np.uint32(dst8[q + 3 * one]) * inv
+            for j in range(np.uint32(edge_ptr[i]), np.uint32(edge_ptr[i + 1])):
+                k = np.uint32(edge_slot[j])
+                w = np.uint32(edge_weight[j])
+                r += w * rgb[k, 0]
+                g += w * rgb[k, 1]
+                b += w * rgb[k, 2]
+            # x / 255 rounded, for x < 65536 (128 already added): (x + (x >> 8)) >> 8
+            dst8[q] = min((r + (r >> eight)) >> eight, top)
+            dst8[q + one] = min((g + (g >> eight)) >> eight, top)
+            dst8[q + 2 * one] = min((b + (b >> eight)) >> eight, top)
+            dst8[q + 3 * one] = min((al + (al >> eight)) >> eight, top)
+
+    @_njit
+    def _unpremultiply(buf: np.ndarray) -> None:
+        h, w, _ = buf.shape
+        for y in range(h):
+            for x in range(w):
+                a = np.int32(buf[y, x, 3])
+                if a == 255:
+                    continue
+                if a == 0:
+                    buf[y, x, 0] = 0
+                    buf[y, x, 1] = 0
+                    buf[y, x, 2] = 0
+                    continue
+                for c in range(3):
+                    buf[y, x, c] = min(255, (np.int32(buf[y, x, c]) * 255 + a // 2) // a)
+
+    @_njit
+    def _mask(buf: np.ndarray, coverage: np.ndarray) -> None:
+        """Premultiplied pixels times a coverage mask (the circle crop)."""
+        h, w, _ = buf.shape
+        for y in range(h):
+            for x in range(w):
+                m = np.int32(coverage[y, x])
+                if m == 255:
+                    continue
+                for c in range(4):
+                    buf[y, x, c] = (np.int32(buf[y, x, c]) * m + 127) // 255
+
+
+_circles: dict[int, np.ndarray] = {}
+
+
+def _circle(size: int) -> np.ndarray:
+    cov = _circles.get(size)
+    if cov is None:
+        arr = np.zeros((size, size), np.uint8)
+        surface = skia.Surface(arr, skia.kAlpha_8_ColorType, skia.kPremul_AlphaType)
+        canvas = surface.getCanvas()
+        canvas.drawCircle(size / 2, size / 2, size / 2, skia.Paint(AntiAlias=True))
+        del canvas, surface
+        cov = _circles[size] = arr
+    return cov
+
+
+def rasterise(layers: Sequence[tuple[str, str]], size: int, *, circle: bool = False) -> np.ndarray:
+    """Layers as (name, SVG fragment), back to front -> straight-alpha RGBA uint8, size x size.
+
+    Which layers are recoloured depends only on the layer (its name, how many colours), never on what the
+    caches hold, so the same spec always gives the same pixels."""
+    buf = np.zeros((size, size, 4), np.uint8)
+    flat8 = buf.reshape(-1)
+    flat32 = buf.view(np.uint32).reshape(-1)
+    surface: skia.Surface | None = None
+    canvas: skia.Canvas | None = None
+    for name, svg in layers:
+        template, colours = split(svg) if name not in DRAWN else (svg, ())
+        if not 0 < len(colours) <= MAX_SLOTS:
+            if canvas is None:
+                surface = skia.Surface(buf, skia.kRGBA_8888_ColorType, skia.kPremul_AlphaType)
+                canvas = surface.getCanvas()
+                canvas.scale(size / VIEW, size / VIEW)
+            canvas.drawPicture(_record(svg))
+            continue
+        pl = PLANES.get(template, len(colours), size)
+        rgb, rgba32 = _colours(colours)
+        _paint(
+            flat8,
+            flat32,
+            pl.run_start,
+            pl.run_len,
+            pl.run_slot,
+            pl.edge_at,
+            pl.edge_alpha,
+            pl.edge_ptr,
+            pl.edge_slot,
+            pl.edge_weight,
+            rgb,
+            rgba32,
+        )
+    del canvas, surface
+    if circle:
+        _mask(buf, _circle(size))
+    _unpremultiply(buf)
+    return buf
