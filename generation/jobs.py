@@ -339,6 +339,9 @@ class WorkerInfo:
     last_seen: float = 0.0
     max_batch: int = 1
     started_at: float = 0.0
+    #: Engines that draw one request per engine call (``one_at_a_time``, like the chibi engine): a lone
+    #: job of theirs need not wait for company (``batch_window_s``). Older workers say nothing: ().
+    one_at_a_time: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -352,6 +355,7 @@ class WorkerInfo:
             "last_seen": self.last_seen,
             "max_batch": self.max_batch,
             "started_at": self.started_at,
+            "one_at_a_time": list(self.one_at_a_time),
         }
 
     @classmethod
@@ -369,4 +373,5 @@ class WorkerInfo:
             last_seen=float(data.get("last_seen") or 0.0),
             max_batch=int(data.get("max_batch") or 1),
             started_at=float(data.get("started_at") or 0.0),
+            one_at_a_time=tuple(str(e) for e in data.get("one_at_a_time") or ()),
         )

@@ -204,5 +204,6 @@ class LocalPool:
                 last_seen=time.time(),
                 max_batch=self._limits.max_batch,
                 started_at=self._started_at,
+                one_at_a_time=tuple(sorted(sup.one_at_a_time)),
             )
         ]

@@ -264,7 +264,6 @@ class _Listener:
         self._jobs = jobs
         self._recorded = recorded  # set once the store has the batch's jobs running
         self.in_engine: tuple[int, ...] | None = None
-        self._finishing: asyncio.Lock = asyncio.Lock()
 
     def update(self, message: BatchUpdate) -> None:
         if isinstance(message, ItemsStarted):
@@ -285,8 +284,48 @@ class _Listener:
         if job is None or job.state in ("finishing", "finished"):
             await self._service.orphan(outcome, run_s)
             return
-        async with self._finishing:  # one at a time per batch, like a batch finished together
-            await self._service._finish_outcome(job, outcome, run_s)
+        # Outcomes that arrive together (a remote batch's results) are stored together: see _GroupCommit.
+        await self._service._finish_outcome(job, outcome, run_s)
+
+
+class _GroupCommit:
+    """Pictures that arrive one by one (remote workers' results, each its own message) are stored in
+    groups: the first goes to the store at once; those that arrive while that store call runs wait for it
+    and then go together, in one :meth:`Bookkeeper.complete_all` (one transaction, one commit). A lone
+    result waits for nothing; a busy store takes many results per commit."""
+
+    def __init__(self, book: Bookkeeper) -> None:
+        self._book = book
+        self._waiting: list[tuple[int, dict[str, Any], asyncio.Future[Any]]] = []
+        self._draining: asyncio.Task[None] | None = None
+
+    async def complete(self, job_id: int, result: dict[str, Any]) -> Any:
+        """What the store answered for this job (its stored ids), or the exception it raised for it."""
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append((job_id, result, answer))
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain(), name="generation-group-commit")
+        return await answer
+
+    async def _drain(self) -> None:
+        group: list[tuple[int, dict[str, Any], asyncio.Future[Any]]] = []
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    answers = await self._book.complete_all([(job_id, result) for job_id, result, _ in group])
+                except Exception as exc:
+                    answers = [exc] * len(group)
+                for (_, _, answer), value in zip(group, answers, strict=True):
+                    if not answer.done():
+                        answer.set_result(value)
+        finally:
+            self._draining = None
+            # Only if this task was cancelled: nobody waits forever (the jobs stay "running" in the store).
+            left, self._waiting = [*group, *self._waiting], []
+            for _, _, answer in left:
+                if not answer.done():
+                    answer.set_result(RuntimeError("the picture could not be stored: the service stopped"))
 
 
 # --- the service ----------------------------------------------------------------------------------------------
@@ -357,6 +396,7 @@ class GenerationService:
         self._wake = asyncio.Event()
         self._stop_event = asyncio.Event()
         self._book = Bookkeeper(job_store, self._stop_event)
+        self._group_commit = _GroupCommit(self._book)
         self._accepting = False
         self._started = False
         self._stopped = False
@@ -1049,10 +1089,7 @@ class GenerationService:
 
     async def _finish_done(self, job: _Job, result: GenerationResult, run_s: float) -> None:
         job.state = "finishing"
-        try:
-            stored: Any = await self._book.retrying("complete", job.job_id, result.to_store(job.request))
-        except Exception as exc:
-            stored = exc
+        stored: Any = await self._group_commit.complete(job.job_id, result.to_store(job.request))
         await self._stored(job, result, stored, run_s)
 
     async def _stored(self, job: _Job, result: GenerationResult, stored: Any, run_s: float) -> None:

@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import select
 import signal
 import sys
 import threading
@@ -27,6 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from generation.jobs import (
@@ -270,6 +272,19 @@ def worker_main(conn: Connection, specs: tuple[EngineSpec, ...]) -> None:
         conn.send(child.run_batch(message))
 
 
+#: Messages up to this size are sent from the event loop when the pipe has room (see ProcessWorker._send).
+INLINE_SEND_BYTES = 16 * 1024
+
+
+def _writable(conn: Connection) -> bool:
+    """Whether a send on ``conn`` would not block now (its socket has room; see ``unix_writable``:
+    a Unix stream socket polls writable while at most a quarter of its send buffer is in use)."""
+    try:
+        return bool(select.select([], [conn.fileno()], [], 0)[1])
+    except (OSError, ValueError):
+        return False
+
+
 def _exit_reason(code: int) -> str:
     if code < 0:
         with contextlib.suppress(ValueError):
@@ -423,9 +438,15 @@ class ProcessWorker:
     async def _send(self, message: object) -> None:
         conn = self._conn
         assert conn is not None
+        payload = ForkingPickler.dumps(message)  # what conn.send does; small messages take ~20 us
+        if len(payload) <= INLINE_SEND_BYTES and not self._send_lock.locked() and _writable(conn):
+            # A small message into a socket with room goes at once: no thread hop before the worker
+            # can start (a Unix socket reads as writable only with far more room than this message).
+            conn.send_bytes(payload)
+            return
         async with self._send_lock:
             # A batch may carry a selfie of a few MB: never block the loop on a full pipe.
-            await asyncio.to_thread(conn.send, message)
+            await asyncio.to_thread(conn.send_bytes, payload)
 
     async def kill(self) -> None:
         """SIGKILL the process and reap it."""

@@ -23,13 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.blobs import validate_key
 from storage.errors import NotFound
-from storage.models import Avatar, AvatarKind, Job, utcnow
+from storage.models import Avatar, AvatarKind, Job, new_public_id, utcnow
 from storage.refs import INT64_MAX, UserRef, check_json_text, check_text, is_int, uid, valid_public_id
 
 __all__ = [
     "MAX_LINEAGE_DEPTH",
     "MAX_PAGE_SIZE",
     "HistoryPage",
+    "avatar_values",
     "blob_is_referenced",
     "build_avatar",
     "get_avatar",
@@ -92,6 +93,82 @@ def build_avatar(
     """A checked, not yet added avatar row (no SQL): what :func:`insert_avatar` inserts, and what
     :meth:`storage.Storage.finish_jobs` inserts for many jobs at once. Text with a NUL byte or that is not
     valid UTF-8 (prompt, engine, model, spec) raises ValueError, a bad number or key ValueError too."""
+    return Avatar(
+        **_checked(
+            owner=owner,
+            blob_key=blob_key,
+            kind=kind,
+            seed=seed,
+            engine=engine,
+            width=width,
+            height=height,
+            spec=spec,
+            spec_version=spec_version,
+            prompt=prompt,
+            model=model,
+            parent_id=parent_id,
+            guild_id=guild_id,
+            job_id=job_id,
+        )
+    )
+
+
+def avatar_values(
+    *,
+    owner: UserRef,
+    blob_key: str,
+    kind: AvatarKind | str,
+    seed: int,
+    engine: str,
+    width: int,
+    height: int,
+    spec: Mapping[str, Any] | None = None,
+    spec_version: int = 1,
+    prompt: str = "",
+    model: str | None = None,
+    parent_id: int | None = None,
+    guild_id: int | None = None,
+    job_id: int | None = None,
+) -> dict[str, Any]:
+    """:func:`build_avatar` as the column values of a Core INSERT (the job store's hot path: no ORM
+    object), defaults filled in; every row has the same keys, so many go into one statement."""
+    values = _checked(
+        owner=owner,
+        blob_key=blob_key,
+        kind=kind,
+        seed=seed,
+        engine=engine,
+        width=width,
+        height=height,
+        spec=spec,
+        spec_version=spec_version,
+        prompt=prompt,
+        model=model,
+        parent_id=parent_id,
+        guild_id=guild_id,
+        job_id=job_id,
+    )
+    values.update(public_id=new_public_id(), created_at=utcnow(), favourite=False)
+    return values
+
+
+def _checked(
+    *,
+    owner: UserRef,
+    blob_key: str,
+    kind: AvatarKind | str,
+    seed: int,
+    engine: str,
+    width: int,
+    height: int,
+    spec: Mapping[str, Any] | None,
+    spec_version: int,
+    prompt: str,
+    model: str | None,
+    parent_id: int | None,
+    guild_id: int | None,
+    job_id: int | None,
+) -> dict[str, Any]:
     owner_id = uid(owner)
     validate_key(blob_key)
     kind = AvatarKind(kind)
@@ -111,22 +188,22 @@ def build_avatar(
     for name, text in (("prompt", prompt), ("engine", engine), ("model", model)):
         check_text(name, text)
     check_json_text("spec", spec_dict)
-    return Avatar(
-        owner_id=owner_id,
-        guild_id=guild_id,
-        parent_id=parent_id,
-        job_id=job_id,
-        kind=kind,
-        prompt=prompt,
-        spec=spec_dict,
-        spec_version=spec_version,
-        seed=seed,
-        engine=engine,
-        model=model,
-        blob_key=blob_key,
-        width=width,
-        height=height,
-    )
+    return {
+        "owner_id": owner_id,
+        "guild_id": guild_id,
+        "parent_id": parent_id,
+        "job_id": job_id,
+        "kind": kind,
+        "prompt": prompt,
+        "spec": spec_dict,
+        "spec_version": spec_version,
+        "seed": seed,
+        "engine": engine,
+        "model": model,
+        "blob_key": blob_key,
+        "width": width,
+        "height": height,
+    }
 
 
 async def parent_id_of(session: AsyncSession, parent: Avatar | int | str, owner_id: int) -> int:

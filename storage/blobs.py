@@ -7,8 +7,9 @@ It is small enough for an S3-compatible store to implement later (``local_path``
 :class:`FileBlobStore` keeps blobs on the local file system as ``root/ab/cd/abcd…`` (the first two
 byte-pairs of the hex digest fan the files out). Writes are atomic and durable: the bytes go to a
 temporary file in the destination directory, which is flushed, ``fsync``-ed and renamed over the final
-name with :func:`os.replace`, then the directory itself is ``fsync``-ed. A crash leaves at worst a
-``.tmp-*`` file, which is never listed as a key and is removed by :meth:`FileBlobStore.sweep_temp`.
+name with :func:`os.replace`, then the directory itself (and any fan-out directory that was created for
+it) is ``fsync``-ed. A crash leaves at worst a ``.tmp-*`` file, which is never listed as a key and is
+removed by :meth:`FileBlobStore.sweep_temp`.
 """
 
 from __future__ import annotations
@@ -113,21 +114,33 @@ class FileBlobStore:
         key = validate_key(key)
         return self.root / key[0:2] / key[2:4] / key
 
-    def _ensure_dir(self, directory: Path) -> None:
-        """Create ``directory`` (two fan-out levels below root), fsync-ing each parent that gained an entry."""
+    def _ensure_dir(self, directory: Path) -> list[Path]:
+        """Create ``directory`` (two fan-out levels below root) if it is missing; return the parents that
+        gained an entry, for the caller to fsync (see :meth:`put`)."""
         if directory.is_dir():
-            return
+            return []
+        changed: list[Path] = []
         for level in (directory.parent, directory):
             if not level.is_dir():
                 try:
                     level.mkdir()
                 except FileExistsError:
                     continue
-                _fsync_dir(level.parent)
+                changed.append(level.parent)
+        return changed
 
     # -- BlobStore ---------------------------------------------------------------------------------
 
     def put(self, data: bytes) -> str:
+        """Store ``data`` atomically and durably; idempotent (existing content only gets a fresh age).
+
+        Missing fan-out directories are created first, the bytes go to a temporary file that is fsync-ed
+        (on a journalling file system that commit takes the new directories along), the file is renamed
+        over the final name, then the directory that gained the name is fsync-ed, and so is each parent
+        that gained a fan-out directory (by then usually nothing is left to write: cheap). Nothing
+        returns before all of that, so a row committed after :meth:`put` never points at a missing or
+        torn blob, and a final name never holds bytes that were not durable first.
+        """
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"blob data must be bytes, not {type(data).__name__}")
         key = blob_key_for(bytes(data))
@@ -139,7 +152,7 @@ class FileBlobStore:
             return key
         except FileNotFoundError:
             pass
-        self._ensure_dir(path.parent)
+        gained = self._ensure_dir(path.parent)
         tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
@@ -153,6 +166,8 @@ class FileBlobStore:
                 tmp.unlink()
             raise
         _fsync_dir(path.parent)
+        for directory in reversed(gained):  # root/ab (gained ab/cd), then root (gained ab)
+            _fsync_dir(directory)
         log.debug("stored blob %s (%d bytes)", key, len(data))
         return key
 

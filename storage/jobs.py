@@ -32,9 +32,11 @@ __all__ = [
     "Message",
     "add_messages",
     "count_jobs_since",
+    "count_unfinished_rows",
     "create_job",
     "create_jobs",
     "get_job_by_id",
+    "insert_jobs",
     "job_values",
     "mark_cancelled",
     "mark_delivered",
@@ -42,6 +44,7 @@ __all__ = [
     "mark_failed",
     "mark_running",
     "mark_running_many",
+    "mark_running_rows",
     "messages_for_avatars",
     "messages_for_user",
     "requeue",
@@ -73,6 +76,32 @@ _SOURCES: Mapping[JobStatus, tuple[JobStatus, ...]] = {
 }
 
 _ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+# The hot statements of the job store (storage.jobstore), built once: building a statement costs about
+# as much as running it on SQLite.
+_JOBS = cast(sa.Table, Job.__table__)
+_INSERT_JOBS = sa.insert(_JOBS).returning(_JOBS.c.id, sort_by_parameter_order=True)
+_MARK_RUNNING = (
+    sa.update(_JOBS)
+    .where(
+        _JOBS.c.id.in_(sa.bindparam("ids", expanding=True)), _JOBS.c.status.in_(_SOURCES[JobStatus.RUNNING])
+    )
+    .values(
+        status=JobStatus.RUNNING,
+        updated_at=sa.bindparam("now_u"),
+        started_at=sa.bindparam("now_s"),
+        error=None,
+    )
+    .returning(_JOBS.c.id)
+)
+_STATUS_OF = sa.select(_JOBS.c.id, _JOBS.c.status).where(_JOBS.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+_COUNT_ACTIVE = sa.select(sa.func.count()).select_from(_JOBS).where(_JOBS.c.status.in_(_ACTIVE))
+_COUNT_ACTIVE_OF = (
+    sa.select(sa.func.count().filter(_JOBS.c.user_id == sa.bindparam("user")), sa.func.count())
+    .select_from(_JOBS)
+    .where(_JOBS.c.status.in_(_ACTIVE))
+)
 
 #: The states a job ends in; only these can be marked delivered.
 FINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -179,6 +208,17 @@ async def create_jobs(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) 
     return ids
 
 
+def insert_jobs(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """:func:`create_jobs` on a synchronous Core connection (the job store runs its hot transactions in
+    one call on the database's own thread: :mod:`storage.jobstore`)."""
+    if not rows:
+        return []
+    result = conn.execute(_INSERT_JOBS, [{**row, "messages": []} for row in rows])
+    ids = [int(r[0]) for r in result.all()]
+    log.debug("created jobs %s", ids)
+    return ids
+
+
 async def get_job_by_id(session: AsyncSession, job_id: int) -> Job:
     """Internal lookup by row id (for the generation service); :class:`NotFound` if it is gone."""
     job = await session.get(Job, job_id, populate_existing=True)
@@ -259,6 +299,28 @@ async def mark_running_many(session: AsyncSession, job_ids: Sequence[int]) -> li
     ]
 
 
+def mark_running_rows(conn: sa.Connection, job_ids: Sequence[int]) -> list[Exception | None]:
+    """:func:`mark_running_many` on a synchronous Core connection (see :func:`insert_jobs`)."""
+    ids = _job_ids(job_ids)
+    if not ids:
+        return []
+    now = utcnow()
+    changed = set(conn.execute(_MARK_RUNNING, {"ids": ids, "now_u": now, "now_s": now}).scalars().all())
+    refused = [i for i in ids if i not in changed]
+    current: dict[int, Any] = {}
+    if refused:
+        current = {row[0]: row[1] for row in conn.execute(_STATUS_OF, {"ids": refused}).all()}
+    log.debug("jobs %s -> running", sorted(changed))
+    return [
+        None
+        if job_id in changed
+        else InvalidTransition(job_id, str(current[job_id]), str(JobStatus.RUNNING))
+        if job_id in current
+        else NotFound("job not found")
+        for job_id in job_ids
+    ]
+
+
 async def mark_done(session: AsyncSession, job_id: int, avatar_id: int) -> Job:
     """running -> done with the avatar it made (which must belong to the job's user)."""
     owner_matches = Job.user_id == sa.select(Avatar.owner_id).where(Avatar.id == avatar_id).scalar_subquery()
@@ -307,6 +369,14 @@ async def count_unfinished(session: AsyncSession, user: UserRef | None = None) -
     active = Job.status.in_(_ACTIVE)
     mine = sa.func.count().filter(Job.user_id == uid(user)) if user is not None else sa.literal(0)
     row = (await session.execute(sa.select(mine, sa.func.count()).select_from(Job).where(active))).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+def count_unfinished_rows(conn: sa.Connection, user_id: int | None) -> tuple[int, int]:
+    """:func:`count_unfinished` on a synchronous Core connection (see :func:`insert_jobs`)."""
+    if user_id is None:
+        return 0, int(conn.execute(_COUNT_ACTIVE).scalar_one() or 0)
+    row = conn.execute(_COUNT_ACTIVE_OF, {"user": user_id}).one()
     return int(row[0] or 0), int(row[1] or 0)
 
 
@@ -449,6 +519,22 @@ async def messages_for_avatars(session: AsyncSession, avatar_ids: Sequence[int])
     if not ids:
         return []
     return await _collect(session, Job.avatar_id.in_(ids))
+
+
+async def request_mates(session: AsyncSession, avatar_id: int) -> list[tuple[int, list[Message]]]:
+    """The other avatars of the request that made this one (one grid is one request), in job order, each
+    with the bot messages its job lists. Deleted avatars and ownership are the caller's to check."""
+    group = sa.select(Job.request_group).where(Job.avatar_id == avatar_id, Job.request_group.is_not(None))
+    rows = await session.execute(
+        sa.select(Job.avatar_id, Job.messages)
+        .where(Job.request_group.in_(group), Job.avatar_id.is_not(None), Job.avatar_id != avatar_id)
+        .order_by(Job.id)
+    )
+    return [
+        (int(mate), [(int(channel), int(message)) for channel, message in shown_on or []])
+        for mate, shown_on in rows.all()
+        if mate is not None
+    ]
 
 
 async def messages_for_user(session: AsyncSession, user: UserRef) -> list[Message]:

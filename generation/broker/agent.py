@@ -169,6 +169,7 @@ class WorkerAgent:
             last_seen=time.time(),
             max_batch=self.max_batch,
             started_at=self._started_at,
+            one_at_a_time=tuple(sorted(self._supervisor.one_at_a_time)),
         )
 
     async def _announce(self, *, gone: bool = False, bucket: bool = True) -> None:

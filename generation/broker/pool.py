@@ -246,6 +246,14 @@ class NatsPool:
     def serves(self, engine: str) -> bool:
         return any(engine in s.info.engines for s in self._seen.values())
 
+    def draws_one_at_a_time(self, engine: str) -> bool:
+        """Every live worker that serves the engine draws one request per engine call (they say so in
+        their presence, ``WorkerInfo.one_at_a_time``): a lone job gains nothing from waiting for company,
+        so the service sends it at once instead of after ``batch_window_s``. A worker that does not say
+        (an older one) keeps the window."""
+        serving = [s.info for s in self._seen.values() if engine in s.info.engines]
+        return bool(serving) and all(engine in info.one_at_a_time for info in serving)
+
     def room(self, engine: str) -> bool:
         """Room for a batch of the engine? Each live worker that serves it may have one batch (its
         ``max_batch`` jobs) waiting in the stream: a worker finds its next batch there when it finishes

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from generation.broker.config import BrokerConfig, check_name, redact_url
+from generation.broker.pool import NatsPool
 from generation.broker.wire import (
     EventMessage,
     JobMessage,
@@ -72,11 +73,27 @@ def test_messages_of_another_kind_are_refused_with_a_reason(data: bytes) -> None
 
 def test_presence_round_trips() -> None:
     info = WorkerInfo(
-        "w1", "box", 12, ("chibi", "diffusion"), (("diffusion", "mini"),), "busy", 5, 1.0, 4, 0.5
+        "w1", "box", 12, ("chibi", "diffusion"), (("diffusion", "mini"),), "busy", 5, 1.0, 4, 0.5, ("chibi",)
     )
     presence = decode_presence(encode_presence(info, heartbeat_s=2.0))
     assert presence.info == info and presence.heartbeat_s == 2.0 and not presence.gone
     assert decode_presence(encode_presence(info, heartbeat_s=2.0, gone=True)).gone
+
+
+def test_the_broker_pool_skips_the_batch_window_only_when_every_worker_draws_one_at_a_time() -> None:
+    """A lone chibi job need not wait for company when the workers draw one request per call; a worker
+    that does not say so (an older one) keeps the window for its engine."""
+    pool = NatsPool(BrokerConfig(url="nats://127.0.0.1:1"), owner="bot")
+
+    def seen(worker_id: str, one_at_a_time: tuple[str, ...]) -> None:
+        info = WorkerInfo(worker_id, "box", 1, ("chibi", "diffusion"), one_at_a_time=one_at_a_time)
+        pool._note(encode_presence(info, heartbeat_s=2.0))
+
+    assert not pool.draws_one_at_a_time("chibi")  # nobody serves it yet
+    seen("w1", ("chibi",))
+    assert pool.draws_one_at_a_time("chibi") and not pool.draws_one_at_a_time("diffusion")
+    seen("w2", ())
+    assert not pool.draws_one_at_a_time("chibi")
 
 
 def test_broker_settings_are_checked_and_never_show_a_password() -> None:

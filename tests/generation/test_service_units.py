@@ -207,3 +207,41 @@ def test_estimator_learns_from_batches_and_turns_positions_into_seconds() -> Non
     assert estimate.retry_after_user([5.2, 1.1, 3.5], need=2) == 4
     assert estimate.retry_after_user([1.1], need=3) == 3  # 1.1 + 2 items of 0.6
     assert estimate.retry_after_total(3, started=None, now=0.0) == 2
+
+
+async def test_results_that_arrive_while_the_store_is_busy_are_stored_together() -> None:
+    """Remote workers' results arrive one message each: the first is stored at once, the ones that come
+    while that store call runs go together in the next one (one transaction, one commit)."""
+    import asyncio
+
+    from generation.bookkeeping import Bookkeeper
+    from generation.service import _GroupCommit
+
+    class Store:
+        def __init__(self) -> None:
+            self.calls: list[list[int]] = []
+            self.busy = asyncio.Event()
+            self.release = asyncio.Event()
+
+        async def complete(self, job_id: int, result: dict[str, object]) -> dict[str, int]:
+            self.calls.append([job_id])
+            self.busy.set()
+            await self.release.wait()
+            return {"avatar_id": job_id}
+
+        async def complete_many(self, items: list[tuple[int, dict[str, object]]]) -> list[object]:
+            self.calls.append([job_id for job_id, _ in items])
+            return [{"avatar_id": job_id} if job_id != 4 else LookupError("gone") for job_id, _ in items]
+
+    store = Store()
+    group = _GroupCommit(Bookkeeper(store, asyncio.Event()))  # type: ignore[arg-type]
+    first = asyncio.ensure_future(group.complete(1, {}))
+    await store.busy.wait()
+    rest = [asyncio.ensure_future(group.complete(n, {})) for n in (2, 3, 4)]
+    await asyncio.sleep(0)
+    store.release.set()
+    assert await first == {"avatar_id": 1}
+    answers = await asyncio.gather(*rest)
+    assert store.calls == [[1], [2, 3, 4]]
+    assert answers[:2] == [{"avatar_id": 2}, {"avatar_id": 3}]
+    assert isinstance(answers[2], LookupError)  # a refusal is that job's answer, not its neighbours'

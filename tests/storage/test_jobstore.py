@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from storage import Job, Storage, User, jobs
+from storage.errors import NotFound
 from storage.jobstore import SqlJobStore, delivery_of
 
 from .helpers import tx
@@ -136,3 +137,19 @@ async def test_old_style_deliver_dicts_still_work(storage: Storage) -> None:
     job = await tx(storage, jobs.get_job_by_id, job_id)
     assert job.channel_id == 7 and job.token_expires_at == later and job.request_group is None
     assert delivery_of(job) == {"channel_id": 7, "token_expires_at": later.isoformat()}
+
+
+async def test_the_hot_transactions_run_in_one_call_and_a_failed_one_leaves_nothing(storage: Storage) -> None:
+    """On SQLite the store's transactions run in one call on the connection's own thread (elsewhere through
+    run_sync). A request that fails half-way writes nothing, and the pooled connection goes on working."""
+    store = SqlJobStore(storage)
+    assert store._tx.direct is (storage.engine.dialect.name == "sqlite")
+    first = await store.create({"prompt": "a"}, "console:x", kind="prompt", deliver=None)
+    bad = [({"prompt": "b"}, "console:x", "prompt"), ({"prompt": "nul \x00"}, "console:x", "prompt")]
+    with pytest.raises(ValueError, match="NUL"):
+        await store.create_many(bad, None)
+    assert [job.id for job in await _all_jobs(storage)] == [first]
+    second = await store.create({"prompt": "c"}, "console:x", kind="prompt", deliver=None)
+    answers = await store.mark_running_many([first, second, 10_000])
+    assert answers[:2] == [None, None] and isinstance(answers[2], NotFound)
+    assert [job.status for job in await _all_jobs(storage)] == ["running", "running"]
