@@ -228,10 +228,15 @@ class Finished:
 
 @dataclass(frozen=True)
 class Removal:
-    """A deleted avatar and the bot messages that showed it (the bot deletes them too)."""
+    """A deleted avatar and the bot messages that showed it (the bot removes it from them).
+
+    ``messages`` lists every one; ``remaining`` those that show other avatars too (a grid), with the
+    avatars each still shows, in the grid's order: the Discord adapter re-draws such a message without the
+    deleted one and deletes the others; an adapter that cannot re-draw deletes them all."""
 
     avatar: AvatarView
     messages: list[tuple[int, int]]
+    remaining: dict[tuple[int, int], list[AvatarView]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -619,7 +624,28 @@ class Studio:
             except NotFound:
                 raise _not_found(actor, avatar_id) from None
             messages = await jobs.messages_for_avatars(s, [avatar.id])
-            return Removal(await self._view(s, avatar), list(messages))
+            remaining = await self._still_shown(s, avatar, messages)
+            return Removal(await self._view(s, avatar), list(messages), remaining)
+
+    async def _still_shown(
+        self, s: AsyncSession, deleted: Avatar, messages: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], list[AvatarView]]:
+        """Of the messages that showed ``deleted``, those that show the owner's other avatars too (the
+        other jobs of its request that list the message), with those avatars in job order."""
+        if not messages:
+            return {}
+        remaining: dict[tuple[int, int], list[AvatarView]] = {}
+        for avatar_id, shown_on in await jobs.request_mates(s, deleted.id):
+            other = await avatars.get_avatar_by_id(s, avatar_id)
+            if other is None or other.deleted_at is not None or other.owner_id != deleted.owner_id:
+                continue
+            pairs = set(shown_on)
+            view: AvatarView | None = None
+            for message in messages:
+                if message in pairs:
+                    view = view or await self._view(s, other)
+                    remaining.setdefault(message, []).append(view)
+        return remaining
 
     async def forget(self, actor: Actor) -> Forgotten:
         """Delete every row and image of the user. Returns what was removed, and the bot messages that

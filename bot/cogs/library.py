@@ -15,7 +15,7 @@ from bot.i18n import t
 from bot.render import avatar_embed
 from bot.suggest import matching
 from bot.views.library import forget_view, history_message
-from bot.views.results import result_view
+from bot.views.results import delete_avatar, result_view
 
 if TYPE_CHECKING:
     from bot.client import ChibifyBot
@@ -58,13 +58,7 @@ class Library(commands.Cog):
     @app_commands.rename(id=_("id"))
     async def delete(self, interaction: discord.Interaction, id: str) -> None:
         who = await self.bot.begin(interaction)
-        removal = await self.bot.studio.delete(who.actor, id.strip())
-        self.bot.suggestions.forget(who.user_id)
-        removed = await self.bot.courier.delete_messages(removal.messages)
-        text = t("deleted", who.language, id=removal.avatar.id)
-        if removed:
-            text += t("removed_messages", who.language, count=removed)
-        await interaction.edit_original_response(content=text)
+        await interaction.edit_original_response(content=await delete_avatar(self.bot, who, id.strip()))
 
     @show.autocomplete("id")
     @delete.autocomplete("id")

@@ -19,7 +19,8 @@ import discord
 
 from bot.i18n import t
 from bot.render import EMBED_COLOUR, avatar_embed, thumbnails
-from bot.views.results import ACTIONS, bot_of, guarded, owner_mismatch, quick_language, result_view
+from bot.views.persistent import NUMBER, Look, PersistentButton, bot_of, guarded, refused_to_others
+from bot.views.results import ACTIONS, result_view
 
 if TYPE_CHECKING:
     from bot.client import Who
@@ -49,15 +50,21 @@ async def history_message(
     nav = discord.ui.View(timeout=None)
     prev_page, next_page = view.page - 1, view.page + 1
     nav.add_item(
-        HistoryNav(prev_page if prev_page >= 1 else 0, view.snapshot, who.language, disabled=prev_page < 1)
+        HistoryNav(
+            prev_page if prev_page >= 1 else 0,
+            view.snapshot,
+            language=who.language,
+            disabled=prev_page < 1,
+            look=HistoryNav.PREVIOUS,
+        )
     )
     nav.add_item(
         HistoryNav(
             next_page if next_page <= view.pages else view.pages + 1,
             view.snapshot,
-            who.language,
+            language=who.language,
             disabled=next_page > view.pages,
-            forward=True,
+            look=HistoryNav.NEXT,
         )
     )
     options = [
@@ -70,44 +77,21 @@ async def history_message(
     return embed, discord.File(io.BytesIO(sheet), name), nav
 
 
-class HistoryNav(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"chibify:hist:(?P<page>[0-9]+):(?P<snap>[0-9]+)"
-):
-    def __init__(
-        self, page: int, snapshot: int, language: str = "en", *, disabled: bool = False, forward: bool = False
-    ) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=t("button_next" if forward else "button_prev", language),
-                emoji="▶️" if forward else "◀️",
-                custom_id=f"chibify:hist:{page}:{snapshot}",
-                disabled=disabled,
-            )
-        )
-        self.page, self.snapshot = page, snapshot
+class HistoryNav(PersistentButton, prefix="chibify:hist", fields={"page": NUMBER, "snapshot": NUMBER}):
+    """``chibify:hist:<page>:<snapshot>``: the previous or next page of the history as it was then."""
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> HistoryNav:
-        return cls(int(match["page"]), int(match["snap"]))
+    page: int
+    snapshot: int
 
-    async def callback(self, interaction: discord.Interaction) -> None:
-        async def run() -> None:
-            if owner_mismatch(interaction):
-                await interaction.response.send_message(
-                    t("not_yours", quick_language(interaction)), ephemeral=True
-                )
-                return
-            who = await bot_of(interaction).begin(interaction, update=True)
-            embed, file, view = await history_message(
-                interaction, who, max(1, self.page), self.snapshot or None
-            )
-            await interaction.edit_original_response(
-                embed=embed, attachments=[file] if file else [], view=view
-            )
+    PREVIOUS = LOOK = Look("button_prev", emoji="◀️")
+    NEXT = Look("button_next", emoji="▶️")
 
-        await guarded(interaction, run)
+    async def run(self, interaction: discord.Interaction) -> None:
+        if await refused_to_others(interaction):
+            return
+        who = await bot_of(interaction).begin(interaction, update=True)
+        embed, file, view = await history_message(interaction, who, max(1, self.page), self.snapshot or None)
+        await interaction.edit_original_response(embed=embed, attachments=[file] if file else [], view=view)
 
 
 class HistoryOpen(discord.ui.DynamicItem[discord.ui.Select[Any]], template=r"chibify:open:(?P<page>[0-9]+)"):
@@ -132,10 +116,7 @@ class HistoryOpen(discord.ui.DynamicItem[discord.ui.Select[Any]], template=r"chi
     async def callback(self, interaction: discord.Interaction) -> None:
         async def run() -> None:
             bot = bot_of(interaction)
-            if owner_mismatch(interaction):
-                await interaction.response.send_message(
-                    t("not_yours", quick_language(interaction)), ephemeral=True
-                )
+            if await refused_to_others(interaction):
                 return
             who = await bot.begin(interaction)
             data: dict[str, Any] = dict(interaction.data or {})
@@ -152,61 +133,44 @@ class HistoryOpen(discord.ui.DynamicItem[discord.ui.Select[Any]], template=r"chi
         await guarded(interaction, run)
 
 
-class ForgetButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"chibify:forget:(?P<answer>yes|no)"
-):
-    def __init__(self, answer: str, language: str = "en") -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=t("forget_yes" if answer == "yes" else "forget_no", language),
-                style=discord.ButtonStyle.danger if answer == "yes" else discord.ButtonStyle.secondary,
-                custom_id=f"chibify:forget:{answer}",
-            )
+class ForgetButton(PersistentButton, prefix="chibify:forget", fields={"answer": "yes|no"}):
+    """``chibify:forget:yes|no``: the answer to /forget's question."""
+
+    answer: str
+
+    def look(self) -> Look:
+        if self.answer == "yes":
+            return Look("forget_yes", discord.ButtonStyle.danger)
+        return Look("forget_no", discord.ButtonStyle.secondary)
+
+    async def run(self, interaction: discord.Interaction) -> None:
+        bot = bot_of(interaction)
+        if await refused_to_others(interaction):
+            return
+        who = await bot.begin(interaction, update=True)
+        if self.answer != "yes":
+            await interaction.edit_original_response(content=t("forget_cancelled", who.language), view=None)
+            return
+        gone = await bot.studio.forget(who.actor)
+        bot.active.pop(who.user_id, None)
+        bot.suggestions.forget(who.user_id)
+        bot.forget_preferences(who.user_id)
+        removed = await bot.courier.delete_messages(gone.messages)
+        await interaction.edit_original_response(
+            content=t(
+                "forgot",
+                who.language,
+                avatars=gone.avatars,
+                jobs=gone.jobs,
+                images=gone.images,
+                messages=removed,
+            ),
+            view=None,
         )
-        self.answer = answer
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> ForgetButton:
-        return cls(match["answer"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        async def run() -> None:
-            bot = bot_of(interaction)
-            if owner_mismatch(interaction):
-                await interaction.response.send_message(
-                    t("not_yours", quick_language(interaction)), ephemeral=True
-                )
-                return
-            who = await bot.begin(interaction, update=True)
-            if self.answer != "yes":
-                await interaction.edit_original_response(
-                    content=t("forget_cancelled", who.language), view=None
-                )
-                return
-            gone = await bot.studio.forget(who.actor)
-            bot.active.pop(who.user_id, None)
-            bot.suggestions.forget(who.user_id)
-            bot.forget_preferences(who.user_id)
-            removed = await bot.courier.delete_messages(gone.messages)
-            await interaction.edit_original_response(
-                content=t(
-                    "forgot",
-                    who.language,
-                    avatars=gone.avatars,
-                    jobs=gone.jobs,
-                    images=gone.images,
-                    messages=removed,
-                ),
-                view=None,
-            )
-
-        await guarded(interaction, run)
 
 
 def forget_view(language: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(ForgetButton("yes", language))
-    view.add_item(ForgetButton("no", language))
+    view.add_item(ForgetButton("yes", language=language))
+    view.add_item(ForgetButton("no", language=language))
     return view

@@ -32,8 +32,8 @@ import contextlib
 import io
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import discord
 
@@ -41,8 +41,17 @@ from bot.delivery import Post, delivery_for
 from bot.errors import BadInput, NotFoundError, UserError
 from bot.i18n import t
 from bot.messages import capitalised, note
-from bot.render import avatar_embed
-from bot.studio import AvatarView, Pending
+from bot.render import avatar_embed, grid, result_embed
+from bot.studio import AvatarView, Outcome, Pending, Removal
+from bot.views.persistent import (
+    Look,
+    PersistentButton,
+    bot_of,
+    guarded,
+    owner_mismatch,
+    quick_language,
+    refused_to_others,
+)
 from generation.service import ServiceStopped
 
 if TYPE_CHECKING:
@@ -54,15 +63,14 @@ log = logging.getLogger(__name__)
 ID = r"[A-Za-z0-9_-]{1,43}"
 ACTIONS = ("reroll", "vary", "edit", "fav", "del")
 VARIATION_COUNT = 4
-_STYLE = {
-    "reroll": discord.ButtonStyle.primary,
-    "vary": discord.ButtonStyle.primary,
-    "edit": discord.ButtonStyle.secondary,
-    "stickers": discord.ButtonStyle.secondary,
-    "fav": discord.ButtonStyle.success,
-    "del": discord.ButtonStyle.danger,
+_LOOKS = {
+    "reroll": Look("button_reroll", discord.ButtonStyle.primary, "🎲"),
+    "vary": Look("button_vary", discord.ButtonStyle.primary, "🔀"),
+    "edit": Look("button_edit", discord.ButtonStyle.secondary, "✏️"),
+    "stickers": Look("button_stickers", discord.ButtonStyle.secondary, "🗂️"),
+    "fav": Look("button_fav", discord.ButtonStyle.success, "⭐"),
+    "del": Look("button_del", discord.ButtonStyle.danger, "🗑️"),
 }
-_EMOJI = {"reroll": "🎲", "vary": "🔀", "edit": "✏️", "stickers": "🗂️", "fav": "⭐", "del": "🗑️"}
 
 # The "Download as…" options: (format, size). Size 0: the format decides (SVG, sticker pack).
 EXPORT_CHOICES: tuple[tuple[str, int], ...] = (
@@ -101,37 +109,6 @@ EXPORT_EMOJI = {
 STEP_DOWN = (2048, 1024, 512, 256, 128)
 
 
-def bot_of(interaction: discord.Interaction) -> ChibifyBot:
-    return cast("ChibifyBot", interaction.client)
-
-
-async def guarded(interaction: discord.Interaction, run: Callable[[], Awaitable[None]]) -> None:
-    """Run a component or modal handler; errors become the same ephemeral replies as tree.on_error."""
-    try:
-        await run()
-    except Exception as exc:  # one place turns every error into a short reply
-        await bot_of(interaction).report_error(interaction, exc)
-
-
-def owner_mismatch(interaction: discord.Interaction) -> bool | None:
-    """True when the message clearly belongs to someone else, False when to this user, None if unknown."""
-    message = interaction.message
-    if message is None:
-        return None
-    meta = message.interaction_metadata
-    if meta is not None and message.author.id == interaction.client.application_id:
-        return meta.user.id != interaction.user.id
-    mentioned = message.raw_mentions
-    if mentioned:
-        return interaction.user.id not in mentioned
-    return None
-
-
-def quick_language(interaction: discord.Interaction) -> str:
-    """The reader's language without touching the database (cached preference, else the locale)."""
-    return bot_of(interaction).cached_language(interaction)
-
-
 # --- delivery ---------------------------------------------------------------------------------------------
 
 
@@ -154,7 +131,7 @@ def progress_text(pending: Pending, language: str) -> str:
 
 def progress_view(group: str, language: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(group, language))
+    view.add_item(CancelButton(group, language=language))
     return view
 
 
@@ -168,16 +145,18 @@ def result_view(avatars: Sequence[AvatarView], language: str, **_: Any) -> disco
     shown = list(avatars[:4])
     if len(shown) > 1:
         for index, avatar in enumerate(shown):
-            view.add_item(AvatarButton(f"pick{index + 1}", avatar.id, language, row=0))
+            view.add_item(AvatarButton(f"pick{index + 1}", avatar.id, language=language, row=0))
         for index, avatar in enumerate(shown):
-            view.add_item(AvatarButton("vary", avatar.id, language, row=1, number=index + 1))
+            look = Look("button_vary_n", values={"n": index + 1})
+            view.add_item(AvatarButton("vary", avatar.id, language=language, row=1, look=look))
         for index, avatar in enumerate(shown):
-            view.add_item(AvatarButton("reroll", avatar.id, language, row=2, number=index + 1))
-        view.add_item(AvatarButton(f"again{len(shown)}", shown[0].id, language, row=2))
+            look = Look("button_reroll_n", values={"n": index + 1})
+            view.add_item(AvatarButton("reroll", avatar.id, language=language, row=2, look=look))
+        view.add_item(AvatarButton(f"again{len(shown)}", shown[0].id, language=language, row=2))
         view.add_item(ExportSelect(shown, language, row=3))
         return view
     for action in ACTIONS:
-        view.add_item(AvatarButton(action, shown[0].id, language, row=0))
+        view.add_item(AvatarButton(action, shown[0].id, language=language, row=0))
     view.add_item(ExportSelect(shown, language, row=1))
     return view
 
@@ -249,67 +228,24 @@ async def deliver_result(
 
 
 class AvatarButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=rf"chibify:(?P<action>reroll|vary|edit|stickers|fav|del|pick[1-4]|again[2-4]):(?P<avatar>{ID})",
+    PersistentButton,
+    prefix="chibify",
+    fields={"action": "reroll|vary|edit|stickers|fav|del|pick[1-4]|again[2-4]", "avatar_id": ID},
 ):
     """``chibify:<action>:<avatar id>``: see the module docstring."""
 
-    def __init__(
-        self,
-        action: str,
-        avatar_id: str,
-        language: str = "en",
-        *,
-        row: int | None = None,
-        number: int | None = None,
-    ) -> None:
-        custom_id = f"chibify:{action}:{avatar_id}"
+    action: str
+    avatar_id: str
+
+    def look(self) -> Look:
+        action = self.action
         if action.startswith("pick"):
-            button: discord.ui.Button[Any] = discord.ui.Button(
-                label=t("button_open_n", language, n=action[4:]),
-                emoji="🔍",
-                style=discord.ButtonStyle.secondary,
-                custom_id=custom_id,
-                row=row,
-            )
-        elif action.startswith("again"):
-            button = discord.ui.Button(
-                label=t("button_again", language),
-                emoji="🔁",
-                style=discord.ButtonStyle.primary,
-                custom_id=custom_id,
-                row=row,
-            )
-        elif number is not None:  # a grid's per-image V1-V4 / R1-R4
-            key = "button_vary_n" if action == "vary" else "button_reroll_n"
-            button = discord.ui.Button(
-                label=t(key, language, n=number),
-                style=discord.ButtonStyle.secondary,
-                custom_id=custom_id,
-                row=row,
-            )
-        else:
-            button = discord.ui.Button(
-                label=t(f"button_{action}", language),
-                style=_STYLE[action],
-                emoji=_EMOJI[action],
-                custom_id=custom_id,
-                row=row,
-            )
-        super().__init__(button)
-        self.action = action
-        self.avatar_id = avatar_id
+            return Look("button_open_n", emoji="🔍", values={"n": action[4:]})
+        if action.startswith("again"):
+            return Look("button_again", discord.ButtonStyle.primary, "🔁")
+        return _LOOKS[action]
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> AvatarButton:
-        return cls(match["action"], match["avatar"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await guarded(interaction, lambda: self._run(interaction))
-
-    async def _run(self, interaction: discord.Interaction) -> None:
+    async def run(self, interaction: discord.Interaction) -> None:
         bot = bot_of(interaction)
         mismatch = owner_mismatch(interaction)  # from the message itself: no database
         if mismatch:
@@ -341,13 +277,7 @@ class AvatarButton(
             await interaction.edit_original_response(content=t(key, who.language, id=avatar_id))
             return
         if action == "del":
-            removal = await studio.delete(who.actor, avatar_id)
-            bot.suggestions.forget(who.user_id)
-            removed = await bot.courier.delete_messages(removal.messages)
-            text = t("deleted", who.language, id=avatar_id)
-            if removed:
-                text += t("removed_messages", who.language, count=removed)
-            await interaction.edit_original_response(content=text)
+            await interaction.edit_original_response(content=await delete_avatar(bot, who, avatar_id))
             return
         if action == "stickers":  # the button of results posted by older versions
             await send_export(interaction, who, [avatar_id], "stickers", 0)
@@ -373,36 +303,97 @@ class AvatarButton(
         await deliver_result(interaction, who, pending)
 
 
+# --- delete -------------------------------------------------------------------------------------------------
+
+
+async def delete_avatar(bot: ChibifyBot, who: Who, avatar_id: str) -> str:
+    """Delete one of the user's avatars (the Delete button, /delete) and take it off the bot's messages
+    that showed it; returns the reply ("Deleted <id>." and what happened to those messages)."""
+    removal = await bot.studio.delete(who.actor, avatar_id)
+    bot.suggestions.forget(who.user_id)
+    removed, redrawn = await take_off_messages(bot, removal, who.language)
+    text = t("deleted", who.language, id=removal.avatar.id)
+    if removed:
+        text += t("removed_messages", who.language, count=removed)
+    if redrawn:
+        text += t("redrawn_messages", who.language, count=redrawn)
+    return text
+
+
+async def take_off_messages(bot: ChibifyBot, removal: Removal, language: str) -> tuple[int, int]:
+    """A message left with no avatar is deleted; a grid that still shows others is re-drawn with them
+    (their picture, ids and buttons), or deleted when it cannot be. Returns (deleted, re-drawn)."""
+    gone = [m for m in removal.messages if m not in removal.remaining]
+    redrawn = 0
+    for (channel_id, message_id), others in removal.remaining.items():
+        if await redraw_result(bot, channel_id, message_id, others, language):
+            redrawn += 1
+        else:
+            gone.append((channel_id, message_id))
+    return await bot.courier.delete_messages(gone), redrawn
+
+
+async def redraw_result(
+    bot: ChibifyBot, channel_id: int, message_id: int, avatars: Sequence[AvatarView], language: str
+) -> bool:
+    """Edit a result message to show only ``avatars`` (a grid of them, or the one left with a single
+    avatar's controls). The text and the embed's other fields stay. False when the message could not be
+    read or edited."""
+    message = bot.get_partial_messageable(channel_id).get_partial_message(message_id)
+    try:
+        old = await message.fetch()
+    except discord.HTTPException as exc:
+        log.info("could not read message %s in %s to re-draw it: %s", message_id, channel_id, exc)
+        return False
+    images = [await bot.studio.image_bytes(a) for a in avatars]
+    if len(images) == 1:
+        data, name = images[0], f"chibify-{avatars[0].id}.png"
+    else:
+        data, name = await asyncio.to_thread(grid, images), "chibify-grid.png"
+    embed = _embed_for(old.embeds[0] if old.embeds else None, avatars, language, name)
+    try:
+        await message.edit(
+            embed=embed,
+            attachments=[discord.File(io.BytesIO(data), name)],
+            view=result_view(avatars, language),
+        )
+    except discord.HTTPException as exc:
+        log.warning("could not re-draw message %s in %s: %s", message_id, channel_id, exc)
+        return False
+    return True
+
+
+def _embed_for(
+    old: discord.Embed | None, avatars: Sequence[AvatarView], language: str, image_name: str
+) -> discord.Embed:
+    """The result embed for ``avatars``: the old one's description and fields (what was understood,
+    ignored, changed), with the seeds and avatar ids of these avatars and their picture."""
+    fresh = result_embed(Outcome(avatars=list(avatars)), language, image_name)
+    if old is None:
+        return fresh
+    replaced = {t(key, lang) for key in ("seed", "avatar_id", "avatar_ids") for lang in ("en", "zh")}
+    kept = [f for f in old.fields if f.name not in replaced]
+    # the new seeds and ids stand where the old ones did (every field before them is kept)
+    at = next((i for i, f in enumerate(old.fields) if f.name in replaced), len(old.fields))
+    embed = old.copy()
+    embed.clear_fields()
+    for each in [*kept[:at], *fresh.fields, *kept[at:]]:
+        embed.add_field(name=each.name, value=each.value, inline=bool(each.inline))
+    embed.set_image(url=f"attachment://{image_name}")
+    return embed
+
+
 # --- cancel ------------------------------------------------------------------------------------------------
 
 
-class CancelButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"chibify:cancel:(?P<group>[0-9a-f]{8,40})"
-):
+class CancelButton(PersistentButton, prefix="chibify:cancel", fields={"group": "[0-9a-f]{8,40}"}):
     """``chibify:cancel:<request group>``: cancel every unfinished job of the request. A queued job is
     dropped at once; a running one is stopped between steps, or thrown away when it finishes."""
 
-    def __init__(self, group: str, language: str = "en") -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=t("button_cancel", language),
-                emoji="✖️",
-                style=discord.ButtonStyle.danger,
-                custom_id=f"chibify:cancel:{group}",
-            )
-        )
-        self.group = group
+    group: str
+    LOOK = Look("button_cancel", discord.ButtonStyle.danger, "✖️")
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> CancelButton:
-        return cls(match["group"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await guarded(interaction, lambda: self._run(interaction))
-
-    async def _run(self, interaction: discord.Interaction) -> None:
+    async def run(self, interaction: discord.Interaction) -> None:
         bot = bot_of(interaction)
         await bot.defer(interaction, update=True)  # the progress message itself changes when it is done
         language = quick_language(interaction)
@@ -489,10 +480,7 @@ class ExportSelect(
     async def callback(self, interaction: discord.Interaction) -> None:
         async def run() -> None:
             bot = bot_of(interaction)
-            if owner_mismatch(interaction):
-                await interaction.response.send_message(
-                    t("not_yours", quick_language(interaction)), ephemeral=True
-                )
+            if await refused_to_others(interaction):
                 return
             who = await bot.begin(interaction)
             data: dict[str, Any] = dict(interaction.data or {})
@@ -614,10 +602,7 @@ class FaceSelect(
             from bot.cogs.create import check_photo, photo_of
 
             bot = bot_of(interaction)
-            if owner_mismatch(interaction):
-                await interaction.response.send_message(
-                    t("not_yours", quick_language(interaction)), ephemeral=True
-                )
+            if await refused_to_others(interaction):
                 return
             who = await bot.begin(interaction)
             data: dict[str, Any] = dict(interaction.data or {})

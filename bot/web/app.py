@@ -150,7 +150,7 @@ def render(request: web.Request, template: str, *, status: int = 200, **context:
     user_name = state.config.local_user if state.config.local_user is not None else session.get("name")
     html = state.templates.get_template(template).render(
         lang=lang,
-        t=lambda key, **v: i18n.tr(lang, key, **v),
+        t=lambda key, **v: i18n.t(key, lang, **v),
         csrf=session.csrf,
         signed_in=actor is not None,
         local=state.config.local_user is not None,
@@ -271,12 +271,12 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPUnauthorized:
         if wants_json(request):
-            return json_response({"error": i18n.tr(lang, "err_401")}, status=401)
+            return json_response({"error": i18n.t("err_401", lang)}, status=401)
         if request.method == "GET" and request.path != "/":  # sign in, then come back here
             return redirect("/?" + urlencode({"next": request.path_qs}))
         return redirect("/")
     except web.HTTPNotFound:
-        return _error(request, 404, i18n.tr(lang, "err_404"))
+        return _error(request, 404, i18n.t("err_404", lang))
     except web.HTTPMethodNotAllowed as exc:
         allowed = ", ".join(sorted(exc.allowed_methods))
         return _error(request, 405, f"{request.method} is not allowed here (use {allowed}).")
@@ -288,10 +288,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(request, exc.status, exc.reason)
     except RateLimited as exc:
         return _error(
-            request, 429, i18n.tr(lang, "err_rate", seconds=exc.seconds), {"Retry-After": str(exc.seconds)}
+            request, 429, i18n.t("err_rate", lang, seconds=exc.seconds), {"Retry-After": str(exc.seconds)}
         )
     except NotFoundError:
-        return _error(request, 404, i18n.tr(lang, "err_404"))
+        return _error(request, 404, i18n.t("err_404", lang))
     except UserError as exc:
         status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
         headers = {"Retry-After": "20"} if status == 429 else None
@@ -299,7 +299,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         ref = secrets.token_hex(3)
         log.exception("web request %s %s failed (ref %s)", request.method, request.path, ref)
-        return _error(request, 500, i18n.tr(lang, "err_500", ref=ref))
+        return _error(request, 500, i18n.t("err_500", lang, ref=ref))
 
 
 @web.middleware
@@ -318,7 +318,7 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         if (origin is not None and origin != state.config.origin) or not session_of(request).check_csrf(
             token
         ):
-            return _error(request, 403, i18n.tr(lang_of(request), "err_403_csrf"))
+            return _error(request, 403, i18n.t("err_403_csrf", lang_of(request)))
     return await handler(request)
 
 

@@ -171,7 +171,7 @@ async def avatar_page(request: web.Request) -> web.StreamResponse:
     tree = await state.gallery.tree(actor, avatar_id)
     lang = lang_of(request)
     if request.query.get("saved") == "1":
-        flash(request, "ok", i18n.tr(lang, "saved"))
+        flash(request, "ok", i18n.t("saved", lang))
     return render(
         request,
         "avatar.html",
@@ -187,15 +187,15 @@ async def avatar_page(request: web.Request) -> web.StreamResponse:
 def _downloads(view: AvatarView, lang: str) -> list[tuple[str, str]]:
     base = f"/a/{view.id}/download"
     if view.engine != "chibi":
-        return [(f"{base}/original", i18n.tr(lang, "dl_original"))]
-    out = [(f"{base}/png?size={s}", i18n.tr(lang, "dl_png", size=s)) for s in PNG_SIZES]
+        return [(f"{base}/original", i18n.t("dl_original", lang))]
+    out = [(f"{base}/png?size={s}", i18n.t("dl_png", lang, size=s)) for s in PNG_SIZES]
     out += [(f"{base}/{fmt}", _format_label(fmt, lang)) for fmt in EXPORT_FORMATS if fmt != "png"]
     return out
 
 
 def _format_label(fmt: str, lang: str) -> str:
     """The download's name in the page's language (a format added to the studio later shows its id)."""
-    return i18n.tr(lang, f"dl_{fmt}") if f"dl_{fmt}" in i18n.WEB else fmt.upper()
+    return i18n.t(f"dl_{fmt}", lang) if f"dl_{fmt}" in i18n.WEB else fmt.upper()
 
 
 def _image_type(data: bytes) -> str:
@@ -302,7 +302,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     removal = await state.studio.delete(actor, _avatar_id(request))
     lang = lang_of(request)
-    text = i18n.tr(lang, "deleted", id=removal.avatar.id)
+    text = i18n.t("deleted", lang, id=removal.avatar.id)
     if removal.messages and state.config.bot_token and state.http is not None:
         count = await delete_bot_messages(
             state.http,
@@ -311,7 +311,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
             messages=removal.messages,
         )
         if count:
-            text += i18n.tr(lang, "deleted_messages", count=count)
+            text += i18n.t("deleted_messages", lang, count=count)
     flash(request, "ok", text)
     return redirect("/")
 
@@ -335,7 +335,7 @@ def _picker(lang: str) -> list[dict[str, Any]]:
                             "name": "items",
                             "slot": slot,
                             "multi": slot in catalog.MULTI_SLOTS,
-                            "label": i18n.tr(lang, f"slot_{slot}"),
+                            "label": i18n.t(f"slot_{slot}", lang),
                             "kind": "item",
                             "options": [_option("item", e, lang) for e in entries],
                         }
@@ -346,7 +346,7 @@ def _picker(lang: str) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "name": name,
-                    "label": i18n.tr(lang, f"f_{name}"),
+                    "label": i18n.t(f"f_{name}", lang),
                     "kind": kind,
                     "options": [
                         _option(spec_field.category, e, lang)
@@ -354,7 +354,7 @@ def _picker(lang: str) -> list[dict[str, Any]]:
                     ],
                 }
             )
-        tabs.append({"id": tab, "label": i18n.tr(lang, f"tab_{tab}"), "rows": rows})
+        tabs.append({"id": tab, "label": i18n.t(f"tab_{tab}", lang), "rows": rows})
     return tabs
 
 
@@ -390,7 +390,7 @@ async def editor_page(request: web.Request) -> web.StreamResponse:
         "image": f"/a/{view.id}/image.png",
         "slots": {e.id: e.slot for e in catalog.ITEMS},
         "multi": sorted(catalog.MULTI_SLOTS),
-        "words": {k: i18n.tr(lang, k) for k in ("no_changes", "saving", "changes")},
+        "words": {k: i18n.t(k, lang) for k in ("no_changes", "saving", "changes")},
     }
     return render(
         request,
@@ -432,7 +432,7 @@ async def preview(request: web.Request) -> web.StreamResponse:
     result = editor.apply(parent, args)
     wrong = editor.check_result(result, wanted)
     if wrong:
-        labels = ", ".join(i18n.tr(lang_of(request), f"f_{w}") for w in wrong)
+        labels = ", ".join(i18n.t(f"f_{w}", lang_of(request)) for w in wrong)
         raise BadInput(f"these parts did not take: {labels}.", "Try them one at a time.")
     png = await asyncio.to_thread(editor.render_preview, result.spec)
     return json_response(
@@ -558,13 +558,13 @@ async def callback(request: web.Request) -> web.StreamResponse:
     given = request.query.get("state", "")
     fresh = isinstance(started, int) and time.time() - started <= OAUTH_STATE_MAX_AGE_S
     if not expected or not fresh or not secrets.compare_digest(str(expected).encode(), given.encode()):
-        return render(request, "error.html", status=400, message=i18n.tr(lang, "err_state"), status_code=400)
+        return render(request, "error.html", status=400, message=i18n.t("err_state", lang), status_code=400)
     if request.query.get("error"):
-        flash(request, "info", i18n.tr(lang, "err_cancelled"))
+        flash(request, "info", i18n.t("err_cancelled", lang))
         return redirect("/")
     code = request.query.get("code", "")
     if not code or len(code) > 512:
-        return render(request, "error.html", status=400, message=i18n.tr(lang, "err_state"), status_code=400)
+        return render(request, "error.html", status=400, message=i18n.t("err_state", lang), status_code=400)
     try:
         user = await state.oauth.sign_in(code, redirect_uri=state.config.redirect_uri)
     except SignInFailed as exc:
@@ -572,7 +572,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
             request,
             "error.html",
             status=502,
-            message=i18n.tr(lang, "err_signin", reason=str(exc)),
+            message=i18n.t("err_signin", lang, reason=str(exc)),
             status_code=502,
         )
     session.renew()  # a new session id and CSRF token once signed in (no session fixation)
@@ -591,7 +591,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     lang = lang_of(request)
     state.codec.revoke(session)
     session.clear()
-    flash(request, "info", i18n.tr(lang, "signed_out"))
+    flash(request, "info", i18n.t("signed_out", lang))
     return redirect("/")
 
 
@@ -627,7 +627,7 @@ async def forget(request: web.Request) -> web.StreamResponse:
     lang = lang_of(request)
     form = await request.post()
     if form.get("confirm") != "yes":
-        flash(request, "error", i18n.tr(lang, "forget_must_tick"))
+        flash(request, "error", i18n.t("forget_must_tick", lang))
         return redirect("/forget")
     gone = await state.studio.forget(actor)
     if gone.messages and state.config.bot_token and state.http is not None:
@@ -641,5 +641,5 @@ async def forget(request: web.Request) -> web.StreamResponse:
     if state.config.local_user is None:
         state.codec.revoke(session)
         session.clear()
-    flash(request, "ok", i18n.tr(lang, "forgotten", avatars=gone.avatars, jobs=gone.jobs, images=gone.images))
+    flash(request, "ok", i18n.t("forgotten", lang, avatars=gone.avatars, jobs=gone.jobs, images=gone.images))
     return redirect("/")

@@ -66,74 +66,91 @@ async def _bucket(js: Any, **config: Any) -> Any:
         return await js.key_value(cfg.bucket)
 
 
-async def ensure_streams(js: Any, config: BrokerConfig) -> tuple[Any, Any]:
-    """Make (or update) the two streams and the two buckets; returns (workers bucket, cancel bucket)."""
+async def _work_queue(js: Any, name: str, subject: str) -> None:
+    """A work-queue stream on file storage (the jobs, the results): a message leaves once acknowledged."""
     from nats.js.api import RetentionPolicy, StorageType
 
+    await _stream(
+        js,
+        name=name,
+        subjects=[subject],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        max_age=JOBS_MAX_AGE_S,
+        duplicate_window=120.0,
+    )
+
+
+async def _consumer(
+    js: Any,
+    stream: str,
+    durable: str,
+    filter_subject: str,
+    *,
+    ack_wait_s: float,
+    max_deliver: int,
+    max_waiting: int | None = None,
+    inactive_threshold_s: float | None = None,
+) -> str:
+    """A durable pull consumer with explicit acks from the start of ``stream`` (made, or updated to these
+    settings); returns its name. ``max_deliver=-1``: redelivered without end."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    await js.add_consumer(
+        stream,
+        ConsumerConfig(
+            durable_name=durable,
+            filter_subject=filter_subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ack_wait_s,
+            max_deliver=max_deliver,
+            max_ack_pending=10_000,
+            max_waiting=max_waiting,
+            inactive_threshold=inactive_threshold_s,
+        ),
+    )
+    return durable
+
+
+async def ensure_streams(js: Any, config: BrokerConfig) -> tuple[Any, Any]:
+    """Make (or update) the two streams and the two buckets; returns (workers bucket, cancel bucket)."""
+    from nats.js.api import StorageType
+
     names = config.names
-    await _stream(
-        js,
-        name=names.jobs_stream,
-        subjects=[f"{names.prefix}.jobs.>"],
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        max_age=JOBS_MAX_AGE_S,
-        duplicate_window=120.0,
-    )
-    await _stream(
-        js,
-        name=names.results_stream,
-        subjects=[f"{names.prefix}.results.>"],
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        max_age=JOBS_MAX_AGE_S,
-        duplicate_window=120.0,
-    )
+    await _work_queue(js, names.jobs_stream, f"{names.prefix}.jobs.>")
+    await _work_queue(js, names.results_stream, f"{names.prefix}.results.>")
     workers = await _bucket(js, bucket=names.workers_bucket, ttl=PRESENCE_TTL_S, storage=StorageType.FILE)
     cancel = await _bucket(js, bucket=names.cancel_bucket, ttl=CANCEL_TTL_S, storage=StorageType.FILE)
     return workers, cancel
 
 
 async def ensure_engine_consumer(js: Any, names: Names, engine: str, *, ack_wait_s: float) -> str:
-    """The engine's shared pull consumer (made, or updated to these settings); returns its name."""
-    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-    durable = names.engine_consumer(engine)
-    await js.add_consumer(
+    """The engine's shared pull consumer (made, or updated to these settings); returns its name. A job is
+    delivered at most ``MAX_DELIVER`` times; up to 512 workers may wait on it at once."""
+    return await _consumer(
+        js,
         names.jobs_stream,
-        ConsumerConfig(
-            durable_name=durable,
-            filter_subject=names.engine_filter(engine),
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ack_wait_s,
-            max_deliver=MAX_DELIVER,
-            max_ack_pending=10_000,
-            max_waiting=512,
-        ),
+        names.engine_consumer(engine),
+        names.engine_filter(engine),
+        ack_wait_s=ack_wait_s,
+        max_deliver=MAX_DELIVER,
+        max_waiting=512,
     )
-    return durable
 
 
 async def ensure_results_consumer(
     js: Any, names: Names, owner: str, *, ack_wait_s: float = 30.0, inactive_threshold_s: float | None = None
 ) -> str:
-    """The results consumer of one bot process (``inactive_threshold_s``: removed that long after its
-    process stops pulling, for short-lived console runs)."""
-    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-    durable = names.results_consumer(owner)
-    await js.add_consumer(
+    """The results consumer of one bot process: an outcome is redelivered until the bot acknowledges it
+    (``inactive_threshold_s``: removed that long after its process stops pulling, for short-lived console
+    runs)."""
+    return await _consumer(
+        js,
         names.results_stream,
-        ConsumerConfig(
-            durable_name=durable,
-            filter_subject=names.owner_filter(owner),
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ack_wait_s,
-            max_deliver=-1,
-            max_ack_pending=10_000,
-            inactive_threshold=inactive_threshold_s,
-        ),
+        names.results_consumer(owner),
+        names.owner_filter(owner),
+        ack_wait_s=ack_wait_s,
+        max_deliver=-1,
+        inactive_threshold_s=inactive_threshold_s,
     )
-    return durable

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from generation.broker.pool import NatsPool
 from generation.jobs import Delivery
 from generation.service import GenerationService, JobCancelled, QueueFull
 from storage import Storage
@@ -62,6 +63,11 @@ async def test_jobs_run_on_remote_workers_and_each_makes_one_avatar(
     workers = {w.worker_id: w for w in service.workers()}
     assert set(workers) == {"w1", "w2"}
     assert set(workers["w1"].engines) == {"fake", "seq"}
+    # "seq" draws one request per call: a lone job of it is published without waiting for company
+    assert workers["w1"].one_at_a_time == ("seq",)
+    pool = service.pool
+    assert isinstance(pool, NatsPool)
+    assert pool.draws_one_at_a_time("seq") and not pool.draws_one_at_a_time("fake")
     await wait_for(lambda: sum(w.jobs_served for w in service.workers()) == 12, "the workers' counts")
 
 
@@ -84,7 +90,7 @@ async def test_a_photo_reaches_the_worker_from_the_bots_memory_in_chunks(
     storage: Storage, nats_server: NatsServer, spawn_worker: SpawnWorker, services: list[GenerationService]
 ) -> None:
     config = nats_server.config()
-    spawn_worker(config, "photo=tests.generation.photo_engine:PhotoEngine", worker_id="w1")
+    spawn_worker(config, "photo=tests.generation.fake_engines:PhotoEngine", worker_id="w1")
     service = await serving(services, storage, config, ("w1",), engines=("photo",))
     photo = os.urandom(2_500_000)  # bigger than one message (1 MB): it travels in chunks
     request = dataclasses.replace(req("a", n=1, engine="photo"), kind="selfie", init_image=photo)
