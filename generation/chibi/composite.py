@@ -97,39 +97,49 @@ def fill(template: str, colours: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class Planes:
-    """One template at one size, as what a recolour pass needs (indices into the flat size x size buffer).
+    """One template at one size, as a recolour pass needs it (indices into the flat size x size buffer).
 
-    Most covered pixels are opaque and one colour ("solid"): they are stored as runs along rows and
-    written as whole 32-bit pixels. The rest (anti-aliased edges, translucent shapes) keep their alpha and
-    one weight per colour slot and are blended one by one."""
+    A covered pixel made of at most two colours is described by a *mix*: its alpha and up to two (slot,
+    weight) pairs. Along rows, pixels with the same mix form runs (a one-colour opaque interior is one
+    long run; so is a band of translucent shading over a fill), and a run costs one colour computation.
+    Pixels of three or more colours are *edges*, blended one by one with all their weights."""
 
     size: int
-    run_start: np.ndarray  # int32, flat pixel index where a solid run starts
+    run_start: np.ndarray  # int32, flat pixel index where a run starts
     run_len: np.ndarray  # int32
-    run_slot: np.ndarray  # int32, the colour slot of the run
-    edge_at: np.ndarray  # int32, flat pixel index of each blended pixel
+    run_mix: np.ndarray  # int32, index into the mix table
+    mix_alpha: np.ndarray  # uint8
+    mix_slot: np.ndarray  # uint8, mixes x 2
+    mix_weight: np.ndarray  # uint8, mixes x 2 (premultiplied; the second is 0 for one colour)
+    edge_at: np.ndarray  # int32, flat pixel index of each edge pixel
     edge_alpha: np.ndarray  # uint8
     edge_ptr: np.ndarray  # int32, edge i's weights are edge_slot/edge_weight[edge_ptr[i]:edge_ptr[i + 1]]
-    edge_slot: np.ndarray  # uint8, the slots with a weight (most edge pixels mix one or two colours)
+    edge_slot: np.ndarray  # uint8
     edge_weight: np.ndarray  # uint8, premultiplied weights
 
     @property
     def nbytes(self) -> int:
-        return int(
-            self.run_start.nbytes
-            + self.run_len.nbytes
-            + self.run_slot.nbytes
-            + self.edge_at.nbytes
-            + self.edge_alpha.nbytes
-            + self.edge_ptr.nbytes
-            + self.edge_slot.nbytes
-            + self.edge_weight.nbytes
+        return int(sum(getattr(self, f).nbytes for f in self.__dataclass_fields__ if f != "size"))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (
+            self.run_start,
+            self.run_len,
+            self.run_mix,
+            self.mix_alpha,
+            self.mix_slot,
+            self.mix_weight,
+            self.edge_at,
+            self.edge_alpha,
+            self.edge_ptr,
+            self.edge_slot,
+            self.edge_weight,
         )
 
 
 def _empty(size: int) -> Planes:
-    i32, u8 = np.zeros(0, np.int32), np.zeros(0, np.uint8)
-    return Planes(size, i32, i32, i32, i32, u8, np.zeros(1, np.int32), u8, u8)
+    i32, u8, pairs = np.zeros(0, np.int32), np.zeros(0, np.uint8), np.zeros((0, 2), np.uint8)
+    return Planes(size, i32, i32, i32, u8, pairs, pairs, i32, u8, np.zeros(1, np.int32), u8, u8)
 
 
 def _record(svg_fragment: str) -> skia.Picture:
@@ -140,7 +150,7 @@ def _record(svg_fragment: str) -> skia.Picture:
 
 def learn(template: str, slots: int, size: int) -> Planes:
     """Draw the template with basis colours, three slots at a time, into premultiplied buffers, then
-    split its pixels into solid runs and blended pixels."""
+    describe its pixels as runs of mixes and edge pixels."""
     alpha: np.ndarray | None = None
     weights: list[np.ndarray] = []
     for start in range(0, max(1, slots), 3):
@@ -163,33 +173,53 @@ def learn(template: str, slots: int, size: int) -> Planes:
     cols = np.flatnonzero(alpha.any(axis=0))
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     h, w = y1 - y0, x1 - x0
+    n = h * w
     a = alpha[y0:y1, x0:x1].reshape(-1)
     box = [np.ascontiguousarray(p[y0:y1, x0:x1]).reshape(-1) for p in weights]
-    # per pixel: the largest weight, its slot and the sum (plane by plane: numpy is slow along a short axis)
-    top = np.zeros(h * w, np.int32)
-    best = box[0].copy()
-    total = box[0].astype(np.uint16)
+    # per pixel, plane by plane (numpy is slow along a short axis): the two largest weights, their slots
+    # and how many slots have a weight
+    w1 = box[0].copy()
+    s1 = np.zeros(n, np.int64)
+    w2 = np.zeros(n, np.uint8)
+    s2 = np.zeros(n, np.int64)
+    count = (box[0] > 0).astype(np.int32)
     for k in range(1, slots):
-        more = box[k] > best
-        top[more] = k
-        np.maximum(best, box[k], out=best)
-        total += box[k]
-    solid = (a == 255) & (best == 255) & (total == 255)
-    # runs of one slot along each row of the box: a run starts where the key changes or a row starts
-    key = np.where(solid, top, -1).astype(np.int32)
-    change = np.ones(h * w, bool)
+        wk = box[k]
+        count += wk > 0
+        first = wk > w1
+        second = ~first & (wk > w2)
+        w2 = np.where(first, w1, np.where(second, wk, w2))
+        s2 = np.where(first, s1, np.where(second, k, s2))
+        w1 = np.where(first, wk, w1)
+        s1 = np.where(first, k, s1)
+    w2 = np.where(w2 > 0, w2, 0).astype(np.uint8)
+    s2 = np.where(w2 > 0, s2, 0)
+    covered = a > 0
+    mixed = covered & (count <= 2)
+    # a mix as one number: alpha, weights and slots (slots < 16)
+    key = np.where(
+        mixed,
+        a.astype(np.int64)
+        | (w1.astype(np.int64) << 8)
+        | (w2.astype(np.int64) << 16)
+        | (s1 << 24)
+        | (s2 << 28),
+        -1,
+    )
+    change = np.ones(n, bool)
     change[1:] = key[1:] != key[:-1]
     change[::w] = True
     starts = np.flatnonzero(change)
-    lengths = np.diff(np.append(starts, h * w))
+    lengths = np.diff(np.append(starts, n))
     keep = key[starts] >= 0
     starts, lengths = starts[keep], lengths[keep]
-    edges = np.flatnonzero((a > 0) & ~solid)
+    table, mix_of_run = np.unique(key[starts], return_inverse=True)
+    edges = np.flatnonzero(covered & (count > 2))
 
     def to_flat(i: np.ndarray) -> np.ndarray:  # box index -> index in the size x size buffer
         return ((i // w + y0) * size + i % w + x0).astype(np.int32)
 
-    ew = np.stack([p[edges] for p in box], axis=-1)
+    ew = np.stack([p[edges] for p in box], axis=-1) if len(edges) else np.zeros((0, slots), np.uint8)
     nonzero = ew > 0
     ptr = np.zeros(len(edges) + 1, np.int32)
     np.cumsum(nonzero.sum(axis=1), out=ptr[1:])
@@ -197,7 +227,10 @@ def learn(template: str, slots: int, size: int) -> Planes:
         size,
         to_flat(starts),
         lengths.astype(np.int32),
-        key[starts].astype(np.int32),
+        mix_of_run.astype(np.int32).reshape(-1),
+        (table & 0xFF).astype(np.uint8),
+        np.stack([(table >> 24) & 0xF, (table >> 28) & 0xF], axis=-1).astype(np.uint8),
+        np.stack([(table >> 8) & 0xFF, (table >> 16) & 0xFF], axis=-1).astype(np.uint8),
         to_flat(edges),
         np.ascontiguousarray(a[edges]),
         ptr,
@@ -252,13 +285,19 @@ class PlaneCache:
 PLANES = PlaneCache()
 
 
-def _colours(colours: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The slots' colours as uint32 rows (r, g, b), and as opaque RGBA pixels (one uint32 each, memory
-    order r g b a)."""
-    px = np.empty((len(colours), 4), np.uint8)
-    for i, c in enumerate(colours):
-        px[i] = int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16), 255
-    return px[:, :3].astype(np.uint32), px.view(np.uint32).reshape(-1)
+_COLOURS: dict[tuple[str, ...], np.ndarray] = {}
+_COLOURS_MAX = 4096
+
+
+def _colours(colours: tuple[str, ...]) -> np.ndarray:
+    """The slots' colours as uint32 rows (r, g, b); memoised, palettes repeat."""
+    hit = _COLOURS.get(colours)
+    if hit is None:
+        hit = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in colours], np.uint32)
+        if len(_COLOURS) >= _COLOURS_MAX:
+            _COLOURS.clear()
+        _COLOURS[colours] = hit
+    return hit
 
 
 if numba is not None:
@@ -269,32 +308,69 @@ if numba is not None:
         dst32: np.ndarray,
         run_start: np.ndarray,
         run_len: np.ndarray,
-        run_slot: np.ndarray,
+        run_mix: np.ndarray,
+        mix_alpha: np.ndarray,
+        mix_slot: np.ndarray,
+        mix_weight: np.ndarray,
         edge_at: np.ndarray,
         edge_alpha: np.ndarray,
         edge_ptr: np.ndarray,
         edge_slot: np.ndarray,
         edge_weight: np.ndarray,
         rgb: np.ndarray,
-        rgba32: np.ndarray,
     ) -> None:
         """Source-over one recoloured template onto a premultiplied RGBA buffer (``dst8`` its bytes,
-        ``dst32`` the same memory one uint32 a pixel): runs take their slot's opaque colour, edge pixels
-        ``sum_k W_k * colour_k + dst * (255 - alpha) / 255``, rounded, in unsigned integers."""
-        for i in range(run_start.shape[0]):
-            s = run_start[i]
-            dst32[s : s + run_len[i]] = rgba32[run_slot[i]]
+        ``dst32`` the same memory one uint32 a pixel). Every pixel is
+        ``(sum_k W_k * colour_k + dst * (255 - alpha)) / 255``, rounded, in unsigned integers; a run's sum
+        is computed once, and an opaque run is written as whole pixels."""
         one = np.uint32(1)
         eight = np.uint32(8)
         top = np.uint32(255)
+        half = np.uint32(128)
+        mixes = mix_alpha.shape[0]
+        sums = np.empty((mixes, 3), np.uint32)
+        solid = np.empty(mixes, np.uint32)
+        for m in range(mixes):
+            k1 = mix_slot[m, 0]
+            k2 = mix_slot[m, 1]
+            v1 = np.uint32(mix_weight[m, 0])
+            v2 = np.uint32(mix_weight[m, 1])
+            for c in range(3):
+                sums[m, c] = half + v1 * rgb[k1, c] + v2 * rgb[k2, c]
+            r = (sums[m, 0] + (sums[m, 0] >> eight)) >> eight
+            g = (sums[m, 1] + (sums[m, 1] >> eight)) >> eight
+            b = (sums[m, 2] + (sums[m, 2] >> eight)) >> eight
+            solid[m] = (
+                min(r, top) | (min(g, top) << eight) | (min(b, top) << np.uint32(16)) | (top << np.uint32(24))
+            )
+        for i in range(run_start.shape[0]):
+            m = run_mix[i]
+            s = run_start[i]
+            a = np.uint32(mix_alpha[m])
+            if a == top:
+                dst32[s : s + run_len[i]] = solid[m]
+                continue
+            inv = top - a
+            sr, sg, sb = sums[m, 0], sums[m, 1], sums[m, 2]
+            sa = half + a * top
+            for p in range(s, s + run_len[i]):
+                q = np.uint32(p) * np.uint32(4)
+                r = sr + np.uint32(dst8[q]) * inv
+                g = sg + np.uint32(dst8[q + one]) * inv
+                b = sb + np.uint32(dst8[q + 2 * one]) * inv
+                al = sa + np.uint32(dst8[q + 3 * one]) * inv
+                dst8[q] = min((r + (r >> eight)) >> eight, top)
+                dst8[q + one] = min((g + (g >> eight)) >> eight, top)
+                dst8[q + 2 * one] = min((b + (b >> eight)) >> eight, top)
+                dst8[q + 3 * one] = min((al + (al >> eight)) >> eight, top)
         for i in range(edge_at.shape[0]):
             q = np.uint32(edge_at[i]) * np.uint32(4)
             a = np.uint32(edge_alpha[i])
             inv = top - a
-            r = np.uint32(128) + np.uint32(dst8[q]) * inv
-            g = np.uint32(128) + np.uint32(dst8[q + one]) * inv
-            b = np.uint32(128) + np.uint32(dst8[q + 2 * one]) * inv
-            al = np.uint32(128) + a * top + np.uint32(dst8[q + 3 * one]) * inv
+            r = half + np.uint32(dst8[q]) * inv
+            g = half + np.uint32(dst8[q + one]) * inv
+            b = half + np.uint32(dst8[q + 2 * one]) * inv
+            al = half + a * top + np.uint32(dst8[q + 3 * one]) * inv
             for j in range(np.uint32(edge_ptr[i]), np.uint32(edge_ptr[i + 1])):
                 k = np.uint32(edge_slot[j])
                 w = np.uint32(edge_weight[j])
@@ -361,6 +437,8 @@ def rasterise(layers: Sequence[tuple[str, str]], size: int, *, circle: bool = Fa
     flat32 = buf.view(np.uint32).reshape(-1)
     surface: skia.Surface | None = None
     canvas: skia.Canvas | None = None
+    # the background covers the whole picture with opaque paint: then nothing needs unpremultiplying
+    opaque = bool(layers) and layers[0][0] == "background"
     for name, svg in layers:
         template, colours = split(svg) if name not in DRAWN else (svg, ())
         if not 0 < len(colours) <= MAX_SLOTS:
@@ -370,24 +448,11 @@ def rasterise(layers: Sequence[tuple[str, str]], size: int, *, circle: bool = Fa
                 canvas.scale(size / VIEW, size / VIEW)
             canvas.drawPicture(_record(svg))
             continue
-        pl = PLANES.get(template, len(colours), size)
-        rgb, rgba32 = _colours(colours)
-        _paint(
-            flat8,
-            flat32,
-            pl.run_start,
-            pl.run_len,
-            pl.run_slot,
-            pl.edge_at,
-            pl.edge_alpha,
-            pl.edge_ptr,
-            pl.edge_slot,
-            pl.edge_weight,
-            rgb,
-            rgba32,
-        )
+        planes = PLANES.get(template, len(colours), size)
+        _paint(flat8, flat32, *planes.arrays(), _colours(colours))  # type: ignore[call-arg]
     del canvas, surface
     if circle:
         _mask(buf, _circle(size))
-    _unpremultiply(buf)
+    if not (opaque and not circle):
+        _unpremultiply(buf)
     return buf

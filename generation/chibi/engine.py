@@ -85,9 +85,10 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def _text_chunk(key: str, value: str) -> bytes:
     """tEXt when the value is Latin-1, else an uncompressed iTXt (UTF-8), as Pillow writes them."""
     k = key.encode("latin-1", "replace")[:79]
-    if all(ord(ch) < 256 for ch in value):
+    try:
         return _chunk(b"tEXt", k + b"\0" + value.encode("latin-1"))
-    return _chunk(b"iTXt", k + b"\0\0\0\0\0" + value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return _chunk(b"iTXt", k + b"\0\0\0\0\0" + value.encode("utf-8"))
 
 
 def deflate(data: bytes | memoryview, level: int) -> bytes:

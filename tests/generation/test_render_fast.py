@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from bench import bench_render
+from generation import catalog
 from generation.chibi import ChibiEngine, composite, render
 from generation.chibi.engine import deflate, encode_png
 from generation.spec import AvatarSpec
@@ -88,6 +89,16 @@ def test_templates_recolour_to_the_colours_asked() -> None:
         fast = ENGINE.render_rgba(spec, 128)
         ref = reference(spec, 128)
         assert np.abs(fast.astype(np.int16) - ref.astype(np.int16)).max() <= 12
+
+
+@pytest.mark.parametrize("kind", catalog.ids("background"))
+def test_every_background_is_opaque_so_the_picture_needs_no_unpremultiplying(kind: str) -> None:
+    """composite.rasterise skips unpremultiplying when the background layer comes first."""
+    for seed in range(3):
+        spec = AvatarSpec(seed=seed, background={"kind": kind}).resolved()
+        bg = [p for p in render.layers(spec) if p.name == "background"]
+        for size in (64, 128, 512):
+            assert render.rasterise_reference(render.document(bg), size)[..., 3].min() == 255, (kind, size)
 
 
 def test_the_same_spec_gives_the_same_png_whatever_the_caches_hold() -> None:
