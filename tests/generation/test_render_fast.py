@@ -156,3 +156,22 @@ def test_png_decodes_to_the_rendered_pixels_at_every_fast_level() -> None:
         im = Image.open(io.BytesIO(png))
         assert im.mode == "RGBA" and np.array_equal(np.asarray(im), rgba)
     assert deflate(b"abc" * 1000, 1) != b""
+
+
+def test_numba_loads_with_the_first_picture_not_with_the_engine() -> None:
+    """Processes that never draw (the bot, a worker for other engines) never pay numba's import."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from generation.chibi import ChibiEngine\n"
+        "from generation.spec import AvatarSpec\n"
+        "before = 'numba' in sys.modules\n"
+        "ChibiEngine().render(AvatarSpec(seed=1), 64)\n"
+        "print(before, 'numba' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert run.stdout.split() == ["False", "True"]
