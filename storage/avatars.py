@@ -15,7 +15,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -73,81 +73,36 @@ async def get_avatar_by_id(session: AsyncSession, avatar_id: int) -> Avatar | No
     return await session.get(Avatar, avatar_id)
 
 
-def build_avatar(
-    *,
-    owner: UserRef,
-    blob_key: str,
-    kind: AvatarKind | str,
-    seed: int,
-    engine: str,
-    width: int,
-    height: int,
-    spec: Mapping[str, Any] | None = None,
-    spec_version: int = 1,
-    prompt: str = "",
-    model: str | None = None,
-    parent_id: int | None = None,
-    guild_id: int | None = None,
-    job_id: int | None = None,
-) -> Avatar:
+class NewAvatar(TypedDict, total=False):
+    """The fields of a new avatar row, as :func:`build_avatar` and :func:`avatar_values` take them."""
+
+    owner: Required[UserRef]
+    blob_key: Required[str]
+    kind: Required[AvatarKind | str]
+    seed: Required[int]
+    engine: Required[str]
+    width: Required[int]
+    height: Required[int]
+    spec: Mapping[str, Any] | None
+    spec_version: int
+    prompt: str
+    model: str | None
+    parent_id: int | None
+    guild_id: int | None
+    job_id: int | None
+
+
+def build_avatar(**fields: Unpack[NewAvatar]) -> Avatar:
     """A checked, not yet added avatar row (no SQL): what :func:`insert_avatar` inserts, and what
     :meth:`storage.Storage.finish_jobs` inserts for many jobs at once. Text with a NUL byte or that is not
     valid UTF-8 (prompt, engine, model, spec) raises ValueError, a bad number or key ValueError too."""
-    return Avatar(
-        **_checked(
-            owner=owner,
-            blob_key=blob_key,
-            kind=kind,
-            seed=seed,
-            engine=engine,
-            width=width,
-            height=height,
-            spec=spec,
-            spec_version=spec_version,
-            prompt=prompt,
-            model=model,
-            parent_id=parent_id,
-            guild_id=guild_id,
-            job_id=job_id,
-        )
-    )
+    return Avatar(**_checked(**fields))
 
 
-def avatar_values(
-    *,
-    owner: UserRef,
-    blob_key: str,
-    kind: AvatarKind | str,
-    seed: int,
-    engine: str,
-    width: int,
-    height: int,
-    spec: Mapping[str, Any] | None = None,
-    spec_version: int = 1,
-    prompt: str = "",
-    model: str | None = None,
-    parent_id: int | None = None,
-    guild_id: int | None = None,
-    job_id: int | None = None,
-) -> dict[str, Any]:
+def avatar_values(**fields: Unpack[NewAvatar]) -> dict[str, Any]:
     """:func:`build_avatar` as the column values of a Core INSERT (the job store's hot path: no ORM
     object), defaults filled in; every row has the same keys, so many go into one statement."""
-    values = _checked(
-        owner=owner,
-        blob_key=blob_key,
-        kind=kind,
-        seed=seed,
-        engine=engine,
-        width=width,
-        height=height,
-        spec=spec,
-        spec_version=spec_version,
-        prompt=prompt,
-        model=model,
-        parent_id=parent_id,
-        guild_id=guild_id,
-        job_id=job_id,
-    )
+    values = _checked(**fields)
     values.update(public_id=new_public_id(), created_at=utcnow(), favourite=False)
     return values
 
@@ -161,13 +116,13 @@ def _checked(
     engine: str,
     width: int,
     height: int,
-    spec: Mapping[str, Any] | None,
-    spec_version: int,
-    prompt: str,
-    model: str | None,
-    parent_id: int | None,
-    guild_id: int | None,
-    job_id: int | None,
+    spec: Mapping[str, Any] | None = None,
+    spec_version: int = 1,
+    prompt: str = "",
+    model: str | None = None,
+    parent_id: int | None = None,
+    guild_id: int | None = None,
+    job_id: int | None = None,
 ) -> dict[str, Any]:
     owner_id = uid(owner)
     validate_key(blob_key)

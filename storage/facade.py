@@ -114,6 +114,29 @@ class JobResult:
     parent: int | str | None = None
 
 
+def checked_results(results: Sequence[JobResult]) -> tuple[list[Finished | Exception | None], list[int]]:
+    """The answers so far (a ValueError or TypeError for each result no database keeps, None for the rest)
+    and the indices of the results to store: the checks ``finish_jobs`` and the job store share."""
+    out: list[Finished | Exception | None] = [None] * len(results)
+    todo: list[int] = []
+    seen: set[int] = set()
+    for index, result in enumerate(results):
+        try:
+            if not isinstance(result.image, bytes) or not result.image:
+                raise ValueError("image must be non-empty bytes")
+            if result.job_id in seen:
+                raise ValueError(f"job {result.job_id} appears twice")
+            for name, text in (("prompt", result.prompt), ("engine", result.engine), ("model", result.model)):
+                check_text(name, text)
+            check_json_text("spec", result.spec)
+        except (TypeError, ValueError) as exc:
+            out[index] = exc
+            continue
+        seen.add(result.job_id)
+        todo.append(index)
+    return out, todo
+
+
 @dataclass(frozen=True, slots=True)
 class Finished:
     """The avatar a job made (:meth:`Storage.finish_jobs`)."""
@@ -302,27 +325,7 @@ class Storage:
         locked first (PostgreSQL ``FOR UPDATE``), so a concurrent finish of the same job waits and then
         finds it done.
         """
-        out: list[Finished | Exception | None] = [None] * len(results)
-        todo: list[int] = []
-        seen: set[int] = set()
-        for index, result in enumerate(results):
-            try:
-                if not isinstance(result.image, bytes) or not result.image:
-                    raise ValueError("image must be non-empty bytes")
-                if result.job_id in seen:
-                    raise ValueError(f"job {result.job_id} appears twice")
-                for name, text in (
-                    ("prompt", result.prompt),
-                    ("engine", result.engine),
-                    ("model", result.model),
-                ):
-                    check_text(name, text)
-                check_json_text("spec", result.spec)
-            except (TypeError, ValueError) as exc:
-                out[index] = exc
-                continue
-            seen.add(result.job_id)
-            todo.append(index)
+        out, todo = checked_results(results)
         if todo:
             images = [results[i].image for i in todo]
             keys = await asyncio.to_thread(lambda: [blob_key_for(image) for image in images])

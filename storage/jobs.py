@@ -288,6 +288,13 @@ async def mark_running_many(session: AsyncSession, job_ids: Sequence[int]) -> li
     if refused:
         rows = await session.execute(sa.select(Job.id, Job.status).where(Job.id.in_(refused)))
         current = {row[0]: row[1] for row in rows.all()}
+    return _running_answers(job_ids, changed, current)
+
+
+def _running_answers(
+    job_ids: Sequence[int], changed: set[int], current: Mapping[int, Any]
+) -> list[Exception | None]:
+    """Per job, in order: None when it was marked running, else why not (its status, or not found)."""
     log.debug("jobs %s -> running", sorted(changed))
     return [
         None
@@ -310,15 +317,7 @@ def mark_running_rows(conn: sa.Connection, job_ids: Sequence[int]) -> list[Excep
     current: dict[int, Any] = {}
     if refused:
         current = {row[0]: row[1] for row in conn.execute(_STATUS_OF, {"ids": refused}).all()}
-    log.debug("jobs %s -> running", sorted(changed))
-    return [
-        None
-        if job_id in changed
-        else InvalidTransition(job_id, str(current[job_id]), str(JobStatus.RUNNING))
-        if job_id in current
-        else NotFound("job not found")
-        for job_id in job_ids
-    ]
+    return _running_answers(job_ids, changed, current)
 
 
 async def mark_done(session: AsyncSession, job_id: int, avatar_id: int) -> Job:

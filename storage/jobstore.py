@@ -41,9 +41,8 @@ from sqlalchemy.util import greenlet_spawn
 from storage import avatars, jobs, users
 from storage.blobs import BlobStore, blob_key_for
 from storage.errors import InvalidTransition, NotFound
-from storage.facade import Finished, JobResult, Storage
+from storage.facade import Finished, JobResult, Storage, checked_results
 from storage.models import Avatar, Job, JobStatus, User, utcnow
-from storage.refs import check_json_text, check_text
 
 __all__ = ["SqlJobStore", "StoredJob", "delivery_of", "parse_user_key"]
 
@@ -542,27 +541,7 @@ class SqlJobStore:
         lock from the blob write to the commit (a concurrent ``forget_user`` or ``gc_blobs`` of this
         process re-checks the rows under the same lock before it deletes), and a blob no committed row
         uses afterwards is discarded again."""
-        out: list[Finished | Exception | None] = [None] * len(results)
-        todo: list[int] = []
-        seen: set[int] = set()
-        for index, result in enumerate(results):
-            try:
-                if not isinstance(result.image, bytes) or not result.image:
-                    raise ValueError("image must be non-empty bytes")
-                if result.job_id in seen:
-                    raise ValueError(f"job {result.job_id} appears twice")
-                for name, text in (
-                    ("prompt", result.prompt),
-                    ("engine", result.engine),
-                    ("model", result.model),
-                ):
-                    check_text(name, text)
-                check_json_text("spec", result.spec)
-            except (TypeError, ValueError) as exc:
-                out[index] = exc
-                continue
-            seen.add(result.job_id)
-            todo.append(index)
+        out, todo = checked_results(results)
         if todo:
             storage = self.storage
             images = [results[i].image for i in todo]
