@@ -24,6 +24,7 @@ directly by skia into the same buffer. The cache of planes is an LRU bounded in 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import re
 import threading
@@ -36,12 +37,32 @@ import skia
 
 from generation.chibi.geometry import VIEW
 
+log = logging.getLogger(__name__)
+
 _BASIS = ("#ff0000", "#00ff00", "#0000ff")
 # A template with more colours than this is drawn directly (each 3 colours cost one more draw to learn).
 MAX_SLOTS = 12
 # Layers always drawn by skia: the background's patterns are seeded, so its template never comes back.
 DRAWN = frozenset({"background"})
-CACHE_BYTES = int(float(os.environ.get("CHIBIFY_RENDER_CACHE_MB", "192")) * 1024 * 1024)
+
+
+def _cache_bytes(default_mib: float = 192.0) -> int:
+    """``CHIBIFY_RENDER_CACHE_MB`` in bytes (a number of MiB, 0 or more); a bad value is logged and the
+    default used, so a typo never stops a worker."""
+    raw = os.environ.get("CHIBIFY_RENDER_CACHE_MB", "").strip()
+    try:
+        mib = float(raw) if raw else default_mib
+        if not mib >= 0:
+            raise ValueError
+    except ValueError:
+        log.warning(
+            "CHIBIFY_RENDER_CACHE_MB must be a number of MiB (0 or more), not %r: using %g", raw, default_mib
+        )
+        mib = default_mib
+    return int(mib * 1024 * 1024)
+
+
+CACHE_BYTES = _cache_bytes()
 
 # numba is a declared dependency; without it every layer is drawn by skia (render.rasterise_layers)
 AVAILABLE = importlib.util.find_spec("numba") is not None
@@ -322,8 +343,6 @@ def rasterise(layers: Sequence[tuple[str, str]], size: int, *, circle: bool = Fa
     flat32 = buf.view(np.uint32).reshape(-1)
     surface: skia.Surface | None = None
     canvas: skia.Canvas | None = None
-    # the background covers the whole picture with opaque paint: then nothing needs unpremultiplying
-    opaque = bool(layers) and layers[0][0] == "background"
     for name, svg in layers:
         template, colours = split(svg) if name not in DRAWN else (svg, ())
         if not 0 < len(colours) <= MAX_SLOTS:
@@ -338,6 +357,5 @@ def rasterise(layers: Sequence[tuple[str, str]], size: int, *, circle: bool = Fa
     del canvas, surface
     if circle:
         _recolour.mask(buf, _circle(size))
-    if not (opaque and not circle):
-        _recolour.unpremultiply(buf)
+    _recolour.unpremultiply(buf)  # opaque pixels are skipped
     return buf

@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from bench import bench_render
-from generation import catalog
 from generation.chibi import ChibiEngine, composite, render
 from generation.chibi.engine import deflate, encode_png
 from generation.spec import AvatarSpec
@@ -42,7 +41,7 @@ def circle_ring(size: int) -> np.ndarray:
     return (cov > 0) & (cov < 255)
 
 
-@pytest.mark.parametrize("size", [64, 128, 512])
+@pytest.mark.parametrize("size", [64, 96, 128, 512])
 def test_fast_path_matches_the_reference_over_random_specs(size: int) -> None:
     rng = random.Random(size)
     worst = 0
@@ -89,16 +88,6 @@ def test_templates_recolour_to_the_colours_asked() -> None:
         fast = ENGINE.render_rgba(spec, 128)
         ref = reference(spec, 128)
         assert np.abs(fast.astype(np.int16) - ref.astype(np.int16)).max() <= 12
-
-
-@pytest.mark.parametrize("kind", catalog.ids("background"))
-def test_every_background_is_opaque_so_the_picture_needs_no_unpremultiplying(kind: str) -> None:
-    """composite.rasterise skips unpremultiplying when the background layer comes first."""
-    for seed in range(3):
-        spec = AvatarSpec(seed=seed, background={"kind": kind}).resolved()
-        bg = [p for p in render.layers(spec) if p.name == "background"]
-        for size in (64, 128, 512):
-            assert render.rasterise_reference(render.document(bg), size)[..., 3].min() == 255, (kind, size)
 
 
 def test_the_same_spec_gives_the_same_png_whatever_the_caches_hold() -> None:
@@ -175,3 +164,33 @@ def test_numba_loads_with_the_first_picture_not_with_the_engine() -> None:
     root = Path(__file__).resolve().parents[2]
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert run.stdout.split() == ["False", "True"]
+
+
+def test_the_template_cache_size_setting(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("CHIBIFY_RENDER_CACHE_MB", "64")
+    assert composite._cache_bytes() == 64 * 1024 * 1024
+    monkeypatch.setenv("CHIBIFY_RENDER_CACHE_MB", "0")
+    assert composite._cache_bytes() == 0
+    for bad in ("lots", "-5", "nan"):
+        monkeypatch.setenv("CHIBIFY_RENDER_CACHE_MB", bad)
+        caplog.clear()
+        assert composite._cache_bytes() == 192 * 1024 * 1024
+        assert "CHIBIFY_RENDER_CACHE_MB must be a number of MiB" in caplog.text
+    monkeypatch.delenv("CHIBIFY_RENDER_CACHE_MB")
+    assert composite._cache_bytes() == 192 * 1024 * 1024
+
+
+def test_a_cache_of_no_bytes_still_draws_every_picture() -> None:
+    spec = random_spec(random.Random(31))
+    planes = composite.PLANES
+    old = planes.max_bytes
+    try:
+        planes.max_bytes = 0
+        planes.clear()
+        fast = ENGINE.render_rgba(spec, 96)
+        assert planes.bytes == 0
+    finally:
+        planes.max_bytes = old
+    assert np.abs(premultiplied(fast) - premultiplied(reference(spec, 96))).max() <= 12
