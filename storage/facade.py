@@ -137,6 +137,39 @@ def checked_results(results: Sequence[JobResult]) -> tuple[list[Finished | Excep
     return out, todo
 
 
+def finish_answer(job: Any, result: JobResult, made: Mapping[int, Finished]) -> Finished | Exception | None:
+    """What finishing ``result`` answers before any row is written, given its locked job row (None when
+    there is none) and the avatars the done jobs already made: the earlier answer again, a refusal, or
+    None (store it). Shared by ``Storage.finish_jobs`` and the job store's one-call path."""
+    if job is None:
+        return NotFound("job not found")
+    earlier = made.get(job.id)
+    if earlier is not None and job.avatar_id == earlier.avatar_id:
+        return earlier  # an earlier try got through: the same answer again
+    if job.status != JobStatus.RUNNING:
+        return InvalidTransition(job.id, str(JobStatus(job.status)), str(JobStatus.DONE))
+    return None
+
+
+def new_avatar_fields(job: Any, result: JobResult, blob_key: str) -> avatars.NewAvatar:
+    """The new avatar of a finished job (its parent apart: that lookup is the caller's)."""
+    return avatars.NewAvatar(
+        owner=job.user_id,
+        blob_key=blob_key,
+        kind=job.kind,
+        seed=result.seed,
+        engine=result.engine,
+        width=result.width,
+        height=result.height,
+        spec=result.spec,
+        spec_version=result.spec_version,
+        prompt=result.prompt,
+        model=result.model,
+        guild_id=job.guild_id,
+        job_id=job.id,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Finished:
     """The avatar a job made (:meth:`Storage.finish_jobs`)."""
@@ -386,32 +419,12 @@ class Storage:
         fresh: list[dict[str, Any]] = []
         for result, key in items:
             job = rows.get(result.job_id)
-            if job is None:
-                answers.append(NotFound("job not found"))
-                continue
-            earlier_avatar = made.get(job.id)
-            if earlier_avatar is not None and job.avatar_id == earlier_avatar.avatar_id:
-                answers.append(earlier_avatar)  # an earlier try got through: the same answer again
-                continue
-            if job.status != JobStatus.RUNNING:
-                answers.append(InvalidTransition(job.id, str(JobStatus(job.status)), str(JobStatus.DONE)))
+            answer = finish_answer(job, result, made)
+            if answer is not None or job is None:
+                answers.append(answer or NotFound("job not found"))
                 continue
             try:
-                avatar = avatars.build_avatar(
-                    owner=job.user_id,
-                    blob_key=key,
-                    kind=job.kind,
-                    seed=result.seed,
-                    engine=result.engine,
-                    width=result.width,
-                    height=result.height,
-                    spec=result.spec,
-                    spec_version=result.spec_version,
-                    prompt=result.prompt,
-                    model=result.model,
-                    guild_id=job.guild_id,
-                    job_id=job.id,
-                )
+                avatar = avatars.build_avatar(**new_avatar_fields(job, result, key))
                 if result.parent is not None:
                     avatar.parent_id = await avatars.parent_id_of(s, result.parent, job.user_id)
             except (TypeError, ValueError, NotFound) as exc:

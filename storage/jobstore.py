@@ -41,7 +41,7 @@ from sqlalchemy.util import greenlet_spawn
 from storage import avatars, jobs, users
 from storage.blobs import BlobStore, blob_key_for
 from storage.errors import InvalidTransition, NotFound
-from storage.facade import Finished, JobResult, Storage, checked_results
+from storage.facade import Finished, JobResult, Storage, checked_results, finish_answer, new_avatar_fields
 from storage.models import Avatar, Job, JobStatus, User, utcnow
 
 __all__ = ["SqlJobStore", "StoredJob", "delivery_of", "parse_user_key"]
@@ -369,36 +369,15 @@ def _finish_rows(
     fresh: list[dict[str, Any]] = []
     for result, key in items:
         job = rows.get(result.job_id)
-        if job is None:
-            answers.append(NotFound("job not found"))
-            continue
-        earlier_avatar = made.get(job.id)
-        if earlier_avatar is not None and job.avatar_id == earlier_avatar.avatar_id:
-            answers.append(earlier_avatar)  # an earlier try got through: the same answer again
-            continue
-        if job.status != JobStatus.RUNNING:
-            answers.append(InvalidTransition(job.id, str(JobStatus(job.status)), str(JobStatus.DONE)))
+        answer = finish_answer(job, result, made)
+        if answer is not None or job is None:
+            answers.append(answer or NotFound("job not found"))
             continue
         try:
-            parent_id = _parent_id(conn, result.parent, job.user_id) if result.parent is not None else None
-            fresh.append(
-                avatars.avatar_values(
-                    owner=job.user_id,
-                    blob_key=key,
-                    kind=job.kind,
-                    seed=result.seed,
-                    engine=result.engine,
-                    width=result.width,
-                    height=result.height,
-                    spec=result.spec,
-                    spec_version=result.spec_version,
-                    prompt=result.prompt,
-                    model=result.model,
-                    parent_id=parent_id,
-                    guild_id=job.guild_id,
-                    job_id=job.id,
-                )
-            )
+            fields = new_avatar_fields(job, result, key)
+            if result.parent is not None:
+                fields["parent_id"] = _parent_id(conn, result.parent, job.user_id)
+            fresh.append(avatars.avatar_values(**fields))
         except (TypeError, ValueError, NotFound) as exc:
             answers.append(exc)
             continue
