@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from generation.chibi import color
 from generation.chibi.context import Ctx
@@ -234,6 +235,7 @@ def _star(x: float, y: float, r: float, fill: str) -> str:
     )
 
 
+@lru_cache(maxsize=256)
 def heart_path(x: float, y: float, w: float) -> str:
     """A heart centred at (x, y), ``w`` wide."""
     h = w * 0.9

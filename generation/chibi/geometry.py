@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -259,8 +260,14 @@ def jaw_points(face_shape: str, y_from: float, grow: float) -> list[Point]:
     return left_g + right_g[::-1][1:]
 
 
-def smooth(points: list[Point], closed: bool = False) -> str:
-    """A smooth path through points (Catmull-Rom turned into cubic Béziers)."""
+def smooth(points: Sequence[Point], closed: bool = False) -> str:
+    """A smooth path through points (Catmull-Rom turned into cubic Béziers). Memoised: the same outlines
+    (a face shape's jaw, a beard) recur in every picture with that shape."""
+    return _smooth(tuple(points), closed)
+
+
+@lru_cache(maxsize=4096)
+def _smooth(points: tuple[Point, ...], closed: bool) -> str:
     n = len(points)
     if n < 2:
         return ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 from generation.chibi import color, pathops
@@ -75,18 +75,26 @@ def _head_x(y: float, shape: str, crx: float) -> float:
     return best
 
 
-def _under_face(c: Ctx, margin: float, below: float) -> Callable[[float, float], bool]:
+@dataclass(frozen=True)
+class _UnderFace:
     """True for points at least ``margin`` inside the head outline and lower than ``below``: what the face
-    (opaque skin, drawn above back hair; the window in the front hair) always hides there."""
-    shape, crx = c.geo.face_shape, c.geo.crx
-    chin = c.geo.chin_y
+    (opaque skin, drawn above back hair; the window in the front hair) always hides there. A value (equal
+    and hashable), so the texture it filters can be cached."""
 
-    def hidden(x: float, y: float) -> bool:
-        if y < below or y > chin - margin:
+    shape: str
+    crx: float
+    chin: float
+    margin: float
+    below: float
+
+    def __call__(self, x: float, y: float) -> bool:
+        if y < self.below or y > self.chin - self.margin:
             return False
-        return abs(x - CX) < _head_x(y, shape, crx) - margin
+        return abs(x - CX) < _head_x(y, self.shape, self.crx) - self.margin
 
-    return hidden
+
+def _under_face(c: Ctx, margin: float, below: float) -> _UnderFace:
+    return _UnderFace(c.geo.face_shape, c.geo.crx, c.geo.chin_y, margin, below)
 
 
 def fringe_edge(c: Ctx) -> list[Point]:
@@ -320,11 +328,20 @@ def _coils(
     stroke: str,
     width: float,
     phase: int,
-    hidden: Callable[[float, float], bool] | None = None,
+    hidden: _UnderFace | None = None,
 ) -> str:
     """A deterministic field of small open coils (textured curly/afro hair). ``hidden(x, y)`` says where a
     coil could never show (under the face, outside the clip): those are not drawn at all, which saves the
     rasteriser the strokes (coil fields are the most expensive thing in a picture)."""
+    d = _coils_d(x0, y0, x1, y1, step, r, phase, hidden)
+    return path(d, fill="none", stroke=stroke, stroke_width=width, stroke_linecap="round")
+
+
+@lru_cache(maxsize=256)
+def _coils_d(
+    x0: float, y0: float, x1: float, y1: float, step: float, r: float, phase: int, hidden: _UnderFace | None
+) -> str:
+    """The coils' path: geometry only, so every colour of the same head shares it."""
     out = []
     row = 0
     y = y0
@@ -345,7 +362,7 @@ def _coils(
             col += 1
         y += step * 0.82
         row += 1
-    return path("".join(out), fill="none", stroke=stroke, stroke_width=width, stroke_linecap="round")
+    return "".join(out)
 
 
 # --- back hair --------------------------------------------------------------------------------------
@@ -355,36 +372,37 @@ def _braid(
     x: float, y0: float, y1: float, w: float, fill: str, line: str, shade_c: str, sway: float = 0.0
 ) -> str:
     """A box braid: a chain of plump slanted segments."""
+    segments, creases, tip = _braid_d(x, y0, y1, w, sway)
     out = []
+    for d, crease in zip(segments, creases, strict=True):
+        out.append(path(d, fill=fill, stroke=line, stroke_width=2.2, stroke_linejoin="round"))
+        out.append(path(crease, fill="none", stroke=shade_c, stroke_width=1.8))
+    out.append(path(tip, fill=fill, stroke=line, stroke_width=2))
+    return "".join(out)
+
+
+@lru_cache(maxsize=512)
+def _braid_d(
+    x: float, y0: float, y1: float, w: float, sway: float
+) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """A braid's paths (segments, their creases, the tip): geometry only, shared by every colour."""
+    segments, creases = [], []
     seg = w * 1.1
     y = y0
     i = 0
     while y < y1:
         xx = x + math.sin(i * 0.35) * sway
-        d = (
+        segments.append(
             f"M{f(xx - w / 2)},{f(y)}Q{f(xx - w / 2 - 2)},{f(y + seg * 0.6)} {f(xx)},{f(y + seg)}"
             f"Q{f(xx + w / 2 + 2)},{f(y + seg * 0.6)} {f(xx + w / 2)},{f(y)}Q{f(xx)},{f(y + seg * 0.35)} {f(xx - w / 2)},{f(y)}Z"
         )
-        out.append(path(d, fill=fill, stroke=line, stroke_width=2.2, stroke_linejoin="round"))
-        out.append(
-            path(
-                f"M{f(xx - w * 0.25)},{f(y + seg * 0.3)}Q{f(xx)},{f(y + seg * 0.7)} {f(xx + w * 0.1)},{f(y + seg * 0.8)}",
-                fill="none",
-                stroke=shade_c,
-                stroke_width=1.8,
-            )
+        creases.append(
+            f"M{f(xx - w * 0.25)},{f(y + seg * 0.3)}Q{f(xx)},{f(y + seg * 0.7)} {f(xx + w * 0.1)},{f(y + seg * 0.8)}"
         )
         y += seg * 0.72
         i += 1
-    out.append(
-        path(
-            f"M{f(x - w * 0.3)},{f(y + 2)}L{f(x)},{f(y + seg * 0.8)}L{f(x + w * 0.3)},{f(y + 2)}Z",
-            fill=fill,
-            stroke=line,
-            stroke_width=2,
-        )
-    )
-    return "".join(out)
+    tip = f"M{f(x - w * 0.3)},{f(y + 2)}L{f(x)},{f(y + seg * 0.8)}L{f(x + w * 0.3)},{f(y + 2)}Z"
+    return tuple(segments), tuple(creases), tip
 
 
 def hair_back(c: Ctx) -> str:
@@ -821,11 +839,25 @@ def _golden_points(n: int, x0: float, x1: float, y0: float, y1: float) -> list[P
     ]
 
 
-def _buzz_texture(c: Ctx, edge: str, hidden: Callable[[float, float], bool]) -> list[str]:
+def _buzz_texture(c: Ctx, edge: str, hidden: _UnderFace) -> list[str]:
     """Short hairs growing out from the crown, skin showing through at the hairline."""
     t = c.hair
-    crx = c.geo.crx
     top = c.geo.hair_top
+    dark, lit = _buzz_strokes(c.geo.crx, top, hidden)
+    return [
+        # the hairline: hair thins out into skin (wide soft strokes of skin colour along the edge)
+        path(edge, fill="none", stroke=c.skin.base, stroke_width=22, opacity="0.35", stroke_linecap="round"),
+        path(edge, fill="none", stroke=c.skin.base, stroke_width=10, opacity="0.35", stroke_linecap="round"),
+        path(dark, stroke=t.shade, stroke_width=2.2, stroke_linecap="round"),
+        path(lit, stroke=c.hair_light, stroke_width=2.0, stroke_linecap="round", opacity="0.8"),
+        # a soft sheen on the crown
+        ellipse(CX - 30, top + 40, 54, 22, fill=c.hair_light, opacity="0.12"),
+    ]
+
+
+@lru_cache(maxsize=64)
+def _buzz_strokes(crx: float, top: float, hidden: _UnderFace) -> tuple[str, str]:
+    """The buzz cut's short hairs (dark, lit) as two paths: geometry only, shared by every colour."""
     crown = (CX + 18, top + 30)
     dark: list[str] = []
     lit: list[str] = []
@@ -837,15 +869,7 @@ def _buzz_texture(c: Ctx, edge: str, hidden: Callable[[float, float], bool]) -> 
         ux, uy = dx / ln * 5.0, dy / ln * 5.0
         seg = f"M{f(x)},{f(y)}l{f(ux)},{f(uy)}"
         (lit if i % 4 == 0 and y < top + 90 else dark).append(seg)
-    return [
-        # the hairline: hair thins out into skin (wide soft strokes of skin colour along the edge)
-        path(edge, fill="none", stroke=c.skin.base, stroke_width=22, opacity="0.35", stroke_linecap="round"),
-        path(edge, fill="none", stroke=c.skin.base, stroke_width=10, opacity="0.35", stroke_linecap="round"),
-        path("".join(dark), stroke=t.shade, stroke_width=2.2, stroke_linecap="round"),
-        path("".join(lit), stroke=c.hair_light, stroke_width=2.0, stroke_linecap="round", opacity="0.8"),
-        # a soft sheen on the crown
-        ellipse(CX - 30, top + 40, 54, 22, fill=c.hair_light, opacity="0.12"),
-    ]
+    return "".join(dark), "".join(lit)
 
 
 def _fuzz(c: Ctx, line: str) -> str:
@@ -866,7 +890,7 @@ def _fuzz(c: Ctx, line: str) -> str:
     return path("".join(ticks), stroke=line, stroke_width=2.2, stroke_linecap="round")
 
 
-def _grey(c: Ctx, style: str, hidden: Callable[[float, float], bool]) -> list[str]:
+def _grey(c: Ctx, style: str, hidden: _UnderFace) -> list[str]:
     """Grey at the temples, or salt-and-pepper strands, over the front hair (clipped to it by the caller)."""
     kind = c.spec.hair.grey
     if not kind:
@@ -895,7 +919,7 @@ def _grey(c: Ctx, style: str, hidden: Callable[[float, float], bool]) -> list[st
 
 
 def _grey_strands(
-    c: Ctx, style: str, hidden: Callable[[float, float], bool], y0: float, y1: float, down: bool = False
+    c: Ctx, style: str, hidden: _UnderFace, y0: float, y1: float, down: bool = False
 ) -> list[str]:
     """Fine grey and white strands in a band of rows, along the flow from the crown (or straight down)."""
     crx = c.geo.crx
