@@ -367,6 +367,13 @@ def main() -> None:
         per_round.append(row)
         print(f"round {r + 1}: {row}")
 
+    template_cache = {
+        "warm_renders_per_size": args.warm,
+        "warm_seconds": round(warm_s, 1),
+        "bytes_mib": round(planes.bytes / 2**20, 1),
+        "entries": len(planes._items),
+        "during_timed_rounds": {"hits": planes.hits, "learnt": planes.misses},
+    }
     stage_specs = [random_spec(rng) for _ in range(args.n)]
     breakdown = stages(engine, stage_specs)
     imgs = [engine.render_rgba(random_spec(rng), 512) for _ in range(min(60, args.n))]
@@ -426,13 +433,6 @@ def main() -> None:
         }
 
     ours_med = statistics.median(ours512)
-    template_cache = {
-        "warm_renders_per_size": args.warm,
-        "warm_seconds": round(warm_s, 1),
-        "bytes_mib": round(planes.bytes / 2**20, 1),
-        "entries": len(planes._items),
-        "during_timed_rounds": {"hits": planes.hits, "learnt": planes.misses},
-    }
     out: dict[str, object] = {
         "machine": (
             f"{platform.processor() or platform.machine()}, pinned to cpu {cpu}, python "
