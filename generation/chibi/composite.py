@@ -16,8 +16,9 @@ After that, drawing the layer is one pass over its pixels (``_recolour.paint``, 
 (planes are 8-bit): at most a few levels along anti-aliased edges (``tests/generation/test_render_fast.py``,
 ``docs/contact_sheets/render_speed_diff.png``).
 
-Layers with many colours (patterned backgrounds are seeded, so their templates never repeat) are drawn
-directly by skia into the same buffer. The cache of planes is an LRU bounded in bytes
+The background (its patterns are seeded, so its template never comes back), layers with many colours and
+layers with a colour written any other way (``white``, ``rgb(...)``) are drawn by skia into the same
+buffer. The cache of planes is an LRU bounded in bytes
 (``CHIBIFY_RENDER_CACHE_MB``, default 192).
 """
 
@@ -77,7 +78,8 @@ _splits_lock = threading.Lock()
 def split(svg: str) -> tuple[str, tuple[str, ...]]:
     """A layer's text -> (template, colours): each distinct colour (always written as a whole attribute
     value, ``fill="#aabbcc"``) replaced by ``#<slot>~`` in order of first appearance, colours lower-case.
-    ``fill(template, colours)`` gives the text back (with lower-case colours). LRU-cached by text."""
+    ``fill(template, colours)`` gives the text back (with lower-case colours). A layer with a paint written
+    any other way gives (svg, ()): it is not a template. LRU-cached by text."""
     with _splits_lock:
         hit = _SPLITS.get(svg)
         if hit is not None:
@@ -96,7 +98,8 @@ def split(svg: str) -> tuple[str, tuple[str, ...]]:
             out.append(f'="#{slot}~{piece[6:]}')
         else:  # a reference such as href="#id"
             out.append('="#' + piece)
-    result = "".join(out), tuple("#" + c for c in slots)
+    template = "".join(out)
+    result = (template, tuple("#" + c for c in slots)) if not _OTHER_PAINT.search(template) else (svg, ())
     with _splits_lock:
         _SPLITS[svg] = result
         while len(_SPLITS) > _SPLITS_MAX:
@@ -105,6 +108,10 @@ def split(svg: str) -> tuple[str, tuple[str, ...]]:
 
 
 _SLOT = re.compile(r"#(\d+)~")
+# a paint that is not a slot, "none" or a reference: the layer cannot be recoloured (drawn by skia)
+_OTHER_PAINT = re.compile(
+    r'(?:fill|stroke|stop-color|flood-color|lighting-color|color)="(?!#\d+~"|none"|url\()'
+)
 
 
 def fill(template: str, colours: Sequence[str]) -> str:

@@ -90,6 +90,18 @@ def test_templates_recolour_to_the_colours_asked() -> None:
         assert np.abs(fast.astype(np.int16) - ref.astype(np.int16)).max() <= 12
 
 
+def test_a_layer_with_a_paint_that_is_not_a_hex_colour_is_not_a_template() -> None:
+    assert composite.split('<path d="M0,0L9,9" fill="#AABBCC" stroke="#aabbcc"/>') == (
+        '<path d="M0,0L9,9" fill="#0~" stroke="#0~"/>',
+        ("#aabbcc",),
+    )
+    for other in ('fill="white"', 'stroke="rgb(1,2,3)"', 'stop-color="#abc"', 'fill="currentColor"'):
+        svg = f'<path d="M0,0L9,9" opacity="0.5" {other}/><path d="M1,1" fill="#112233"/>'
+        assert composite.split(svg) == (svg, ()), other
+    ok = '<g clip-path="url(#c)"><path d="M0,0" fill="none" stroke="#102030"/></g>'
+    assert composite.split(ok)[1] == ("#102030",)
+
+
 def test_the_same_spec_gives_the_same_png_whatever_the_caches_hold() -> None:
     spec = random_spec(random.Random(21))
     composite.PLANES.clear()
