@@ -34,7 +34,7 @@ import numpy as np
 import skia
 
 from bench.bench_render import random_spec
-from generation.chibi import ChibiEngine, render
+from generation.chibi import ChibiEngine, pathops, render
 from generation.chibi.geometry import VIEW
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,6 @@ COLOUR = re.compile(r"#[0-9a-fA-F]{6}\b")
 BASIS = ("#ff0000", "#00ff00", "#0000ff")
 # an absolute path of M/L/C/Q/Z only, and its stroke, as the art modules write them
 STROKED = re.compile(r'<path d="([MLCQZ\d., -]+)"[^>]*stroke="#[0-9a-f]{6}"[^>]*stroke-width="([\d.]+)"')
-NUMBER = re.compile(r"[MLCQZ]|-?[\d.]+")
 
 
 def _surface(size: int, alpha: skia.AlphaType) -> tuple[np.ndarray, skia.Surface, skia.Canvas]:
@@ -87,25 +86,6 @@ def surface(engine: ChibiEngine, rng: random.Random, n: int) -> dict[str, object
     }
 
 
-def _parse(d: str) -> skia.Path:
-    tokens = NUMBER.findall(d)
-    path, i, cmd = skia.Path(), 0, "M"
-    calls = {"M": path.moveTo, "L": path.lineTo, "C": path.cubicTo, "Q": path.quadTo}
-    arity = {"M": 2, "L": 2, "C": 6, "Q": 4}
-    while i < len(tokens):
-        if tokens[i] in "MLCQZ":
-            cmd = tokens[i]
-            i += 1
-        if cmd == "Z":
-            path.close()
-            continue
-        n = arity[cmd]
-        calls[cmd](*(float(x) for x in tokens[i : i + n]))
-        i += n
-        cmd = "L" if cmd == "M" else cmd
-    return path
-
-
 def strokes(engine: ChibiEngine, rng: random.Random, limit: int = 400) -> dict[str, object]:
     found: list[tuple[str, float]] = []
     while len(found) < limit:
@@ -113,8 +93,9 @@ def strokes(engine: ChibiEngine, rng: random.Random, limit: int = 400) -> dict[s
             found += [(m.group(1), float(m.group(2))) for m in STROKED.finditer(p.svg)]
     stroke_paints, outlines = [], []
     fill = skia.Paint(AntiAlias=True, Color=0xFF884422)
-    paths = [_parse(d) for d, _ in found[:limit]]
-    for path, (_, width) in zip(paths, found, strict=False):
+    parsed = [(path, width) for d, width in found[:limit] if (path := pathops.parse(d)) is not None]
+    paths = [path for path, _ in parsed]
+    for path, width in parsed:
         paint = skia.Paint(
             AntiAlias=True, Style=skia.Paint.kStroke_Style, StrokeWidth=width, Color=0xFF884422
         )

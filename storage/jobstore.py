@@ -370,9 +370,10 @@ def _finish_rows(
     for result, key in items:
         job = rows.get(result.job_id)
         answer = finish_answer(job, result, made)
-        if answer is not None or job is None:
-            answers.append(answer or NotFound("job not found"))
+        if answer is not None:
+            answers.append(answer)
             continue
+        assert job is not None  # finish_answer refused a missing job
         try:
             fields = new_avatar_fields(job, result, key)
             if result.parent is not None:
