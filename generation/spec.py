@@ -186,49 +186,87 @@ class AvatarSpec(_Part):
     # --- resolution ----------------------------------------------------------------------------------
 
     def resolved(self) -> AvatarSpec:
-        """The same spec with every open field decided by the seed (deterministic, field by field)."""
+        """The same spec with every open field decided by the seed (deterministic, field by field).
+
+        The picks are valid by construction (catalog ids and ``#rrggbb`` colours), so the copy is made
+        without validating again: the result equals ``AvatarSpec.from_json`` of it (tested)."""
+        if self.is_resolved():
+            return self
         r = _Resolver(self.seed)
         style = self.hair.style or r.pick("hair.style", catalog.ids("hair_style"))
-        return self.replace(
-            face_shape=self.face_shape or r.pick("face_shape", ("round", "round", "oval", "heart", "oval")),
-            skin_tone=self.skin_tone or r.pick("skin_tone", catalog.ids("skin_tone")),
-            eyes={
-                "style": self.eyes.style
-                or r.pick("eyes.style", ("round", "sparkle", "gentle", "round", "sharp", "droopy")),
-                "color": self.eyes.color or r.pick("eyes.color", EYE_PALETTE),
-                "catchlights": True if self.eyes.catchlights is None else self.eyes.catchlights,
-            },
-            brows=self.brows or r.pick("brows", ("soft", "soft", "straight", "thin", "thick")),
-            expression=self.expression
-            or r.pick("expression", ("smile", "smile", "grin", "cat_mouth", "laugh", "shy")),
-            blush=self.blush or r.pick("blush", ("soft", "soft", "strong", "none")),
-            nose=self.nose or r.pick("nose", ("dot", "dot", "small", "none")),
-            hair={
-                "style": style,
-                "front": self.hair.front
-                or DEFAULT_FRONT.get(style)
-                or r.pick("hair.front", ("bangs", "swept", "wispy")),
-                "color": self.hair.color or r.pick("hair.color", HAIR_PALETTE),
-                "highlight": self.hair.highlight
-                or _highlight(self.hair.color or r.pick("hair.color", HAIR_PALETTE)),
-            },
-            facial_hair=self.facial_hair or "none",
-            outfit={
-                "style": self.outfit.style
-                or r.pick("outfit.style", ("tshirt", "hoodie", "sweater", "sailor", "blazer")),
-                "color": self.outfit.color or r.pick("outfit.color", OUTFIT_PALETTE),
-            },
-            background={
-                "kind": self.background.kind
-                or r.pick("background.kind", ("gradient", "solid", "dots", "stars", "hearts")),
-                "color": self.background.color or r.pick("background.color", BACKGROUND_PALETTE),
-                "color2": self.background.color2
-                or _lighter(self.background.color or r.pick("background.color", BACKGROUND_PALETTE)),
-            },
+        hair_color = self.hair.color or r.pick("hair.color", HAIR_PALETTE)
+        bg_color = self.background.color or r.pick("background.color", BACKGROUND_PALETTE)
+        return self.model_copy(
+            update={
+                "face_shape": self.face_shape
+                or r.pick("face_shape", ("round", "round", "oval", "heart", "oval")),
+                "skin_tone": self.skin_tone or r.pick("skin_tone", catalog.ids("skin_tone")),
+                "eyes": self.eyes.model_copy(
+                    update={
+                        "style": self.eyes.style
+                        or r.pick("eyes.style", ("round", "sparkle", "gentle", "round", "sharp", "droopy")),
+                        "color": self.eyes.color or r.pick("eyes.color", EYE_PALETTE),
+                        "catchlights": True if self.eyes.catchlights is None else self.eyes.catchlights,
+                    }
+                ),
+                "brows": self.brows or r.pick("brows", ("soft", "soft", "straight", "thin", "thick")),
+                "expression": self.expression
+                or r.pick("expression", ("smile", "smile", "grin", "cat_mouth", "laugh", "shy")),
+                "blush": self.blush or r.pick("blush", ("soft", "soft", "strong", "none")),
+                "nose": self.nose or r.pick("nose", ("dot", "dot", "small", "none")),
+                "hair": self.hair.model_copy(
+                    update={
+                        "style": style,
+                        "front": self.hair.front
+                        or DEFAULT_FRONT.get(style)
+                        or r.pick("hair.front", ("bangs", "swept", "wispy")),
+                        "color": hair_color,
+                        "highlight": self.hair.highlight or _highlight(hair_color),
+                    }
+                ),
+                "facial_hair": self.facial_hair or "none",
+                "outfit": self.outfit.model_copy(
+                    update={
+                        "style": self.outfit.style
+                        or r.pick("outfit.style", ("tshirt", "hoodie", "sweater", "sailor", "blazer")),
+                        "color": self.outfit.color or r.pick("outfit.color", OUTFIT_PALETTE),
+                    }
+                ),
+                "background": self.background.model_copy(
+                    update={
+                        "kind": self.background.kind
+                        or r.pick("background.kind", ("gradient", "solid", "dots", "stars", "hearts")),
+                        "color": bg_color,
+                        "color2": self.background.color2 or _lighter(bg_color),
+                    }
+                ),
+            }
         )
 
     def is_resolved(self) -> bool:
-        return self == self.resolved()
+        """No field is left open (``resolved()`` would change nothing; tested against it)."""
+        e, h, o, b = self.eyes, self.hair, self.outfit, self.background
+        return None not in (
+            self.face_shape,
+            self.skin_tone,
+            e.style,
+            e.color,
+            e.catchlights,
+            self.brows,
+            self.expression,
+            self.blush,
+            self.nose,
+            h.style,
+            h.front,
+            h.color,
+            h.highlight,
+            self.facial_hair,
+            o.style,
+            o.color,
+            b.kind,
+            b.color,
+            b.color2,
+        )
 
 
 def check_items(items: Sequence[str]) -> None:

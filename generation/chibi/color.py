@@ -16,11 +16,26 @@ def to_hex(r: float, g: float, b: float) -> str:
     return "#" + "".join(f"{round(min(1.0, max(0.0, c)) * 255):02x}" for c in (r, g, b))
 
 
+_RGB: dict[str, tuple[float, float, float]] = {}
+
+
 @lru_cache(maxsize=8192)
 def mix(a: str, b: str, t: float) -> str:
-    """Linear mix of two colours: t=0 gives a, t=1 gives b."""
-    ra, rb = rgb(a), rgb(b)
-    return to_hex(*(x + (y - x) * t for x, y in zip(ra, rb, strict=True)))
+    """Linear mix of two colours: t=0 gives a, t=1 gives b (``to_hex`` of the channels' mix, unrolled:
+    a mix with a fresh ``t`` runs a dozen times per avatar)."""
+    ra = _RGB.get(a) or _remember_rgb(a)
+    rb = _RGB.get(b) or _remember_rgb(b)
+    r = round(min(1.0, max(0.0, ra[0] + (rb[0] - ra[0]) * t)) * 255)
+    g = round(min(1.0, max(0.0, ra[1] + (rb[1] - ra[1]) * t)) * 255)
+    bl = round(min(1.0, max(0.0, ra[2] + (rb[2] - ra[2]) * t)) * 255)
+    return f"#{r:02x}{g:02x}{bl:02x}"
+
+
+def _remember_rgb(hex_value: str) -> tuple[float, float, float]:
+    if len(_RGB) >= 4096:
+        _RGB.clear()
+    v = _RGB[hex_value] = rgb(hex_value)
+    return v
 
 
 def luminance(hex_value: str) -> float:

@@ -32,11 +32,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import skia
 
 from generation.chibi.geometry import VIEW
+
+if TYPE_CHECKING:
+    from generation.chibi.backdrop import Backdrop
 
 log = logging.getLogger(__name__)
 
@@ -338,11 +342,11 @@ def _circle(size: int) -> np.ndarray:
     return cov
 
 
-def rasterise(layers: Sequence[tuple[str, str]], size: int, *, circle: bool = False) -> np.ndarray:
-    """Layers as (name, SVG fragment), back to front -> straight-alpha RGBA uint8, size x size.
+def rasterise(layers: Sequence[tuple[str, str | Backdrop]], size: int, *, circle: bool = False) -> np.ndarray:
+    """Layers as (name, SVG fragment or Backdrop), back to front -> straight-alpha RGBA uint8, size x size.
 
     Which layers are recoloured depends only on the layer (its name, how many colours), never on what the
-    caches hold, so the same spec always gives the same pixels."""
+    caches hold, so the same spec always gives the same pixels. A Backdrop draws itself with skia."""
     from generation.chibi import _recolour  # numba, loaded on the first picture
 
     buf = np.zeros((size, size, 4), np.uint8)
@@ -350,14 +354,26 @@ def rasterise(layers: Sequence[tuple[str, str]], size: int, *, circle: bool = Fa
     flat32 = buf.view(np.uint32).reshape(-1)
     surface: skia.Surface | None = None
     canvas: skia.Canvas | None = None
-    for name, svg in layers:
-        template, colours = split(svg) if name not in DRAWN else (svg, ())
+    for i, (name, svg) in enumerate(layers):
+        if isinstance(svg, str):
+            template, colours = split(svg) if name not in DRAWN else (svg, ())
+        else:
+            if i == 0:  # nothing below: the base is written straight into the buffer
+                svg.fill(buf)
+            if not svg.marked and i == 0:
+                continue
+            template, colours = "", ()
         if not 0 < len(colours) <= MAX_SLOTS:
             if canvas is None:
                 surface = skia.Surface(buf, skia.kRGBA_8888_ColorType, skia.kPremul_AlphaType)
                 canvas = surface.getCanvas()
                 canvas.scale(size / VIEW, size / VIEW)
-            canvas.drawPicture(_record(svg))
+            if isinstance(svg, str):
+                canvas.drawPicture(_record(svg))
+            elif i == 0:
+                svg.draw_marks(canvas)
+            else:
+                svg.draw(canvas)
             continue
         planes = PLANES.get(template, len(colours), size)
         _recolour.paint(flat8, flat32, *planes.arrays(), _colours(colours))  # type: ignore[call-arg]

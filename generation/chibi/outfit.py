@@ -6,10 +6,12 @@ import math
 import random
 
 from generation.chibi import color
+from generation.chibi.backdrop import backdrop, pattern_colour
+from generation.chibi.backdrop import star5 as _star5
 from generation.chibi.context import Ctx
 from generation.chibi.face import heart_path
 from generation.chibi.geometry import COLLAR_Y, CX, LINE, VIEW
-from generation.chibi.svgkit import bands, circle, clip, defs, ellipse, f, group, linear, path, rect
+from generation.chibi.svgkit import circle, clip, defs, ellipse, f, group, linear, path, rect
 
 BODY = (
     f"M{f(CX - 44)},{f(COLLAR_Y - 6)}C{f(CX - 104)},{f(COLLAR_Y - 2)} {f(CX - 150)},{f(COLLAR_Y + 14)} {f(CX - 160)},{f(COLLAR_Y + 66)}"
@@ -464,73 +466,23 @@ def _flower(x: float, y: float, r: float, fill: str, center: str) -> str:
     return group([*petals, circle(x, y, r * 0.35, fill=center)])
 
 
-def _star5(x: float, y: float, r: float, fill: str, stroke: str | None = None) -> str:
-    pts = []
-    for i in range(10):
-        a = -math.pi / 2 + i * math.pi / 5
-        rr = r if i % 2 == 0 else r * 0.45
-        pts.append(f"{f(x + rr * math.cos(a))},{f(y + rr * math.sin(a))}")
-    return path(
-        "M" + "L".join(pts) + "Z",
-        fill=fill,
-        stroke=stroke or color.outline(fill),
-        stroke_width=max(1.5, r * 0.16),
-        stroke_linejoin="round",
-    )
-
-
 def background(c: Ctx) -> str:
+    """The background's SVG text (the seeded kinds are described by ``backdrop.Backdrop``)."""
+    bd = backdrop(c)
+    if bd is not None:
+        return bd.svg
     bg = c.spec.background
-    kind = bg.kind or "solid"
     a, b = bg.color or "#ffd6e7", bg.color2 or "#ffffff"
     rng = random.Random(f"chibify-bg:{c.spec.seed}")
-    out = []
-    if kind == "gradient":
-        out.append(bands(0, 0, VIEW, VIEW, b, a))
-        return group(out)
-    out.append(rect(0, 0, VIEW, VIEW, fill=a))
-    mark = color.mix(a, b, 0.55) if color.luminance(b) > color.luminance(a) else b
-    mark = color.mix(a, "#ffffff", 0.6) if abs(color.luminance(mark) - color.luminance(a)) < 0.03 else mark
-    if kind == "dots":
-        dots = []
-        step = 64
-        for row in range(10):
-            for col in range(10):
-                x = col * step + (step / 2 if row % 2 else 0) + rng.uniform(-6, 6)
-                y = row * step * 0.86 + rng.uniform(-6, 6)
-                dots.append(f"M{f(x - 9)},{f(y)}a9,9 0 1,0 18,0a9,9 0 1,0 -18,0")
-        out.append(path("".join(dots), fill=mark))
-    elif kind == "stripes":
+    out = [rect(0, 0, VIEW, VIEW, fill=a)]
+    if bg.kind == "stripes":
         w = 36 + rng.randint(0, 3) * 4
         d = "".join(
             f"M{f(x)},-20L{f(x + w)},-20L{f(x + w - 560)},540L{f(x - 560)},540Z"
             for x in range(0, 1200, int(w * 2))
         )
-        out.append(path(d, fill=mark, opacity="0.9"))
-    elif kind == "stars":
-        out[0] = bands(0, 0, VIEW, VIEW, color.mix(a, "#5b4bb0", 0.25), a)
-        for _ in range(16):
-            x, y, r = rng.uniform(10, 502), rng.uniform(10, 502), rng.uniform(7, 16)
-            out.append(_star5(x, y, r, color.mix("#ffffff", "#ffe27a", rng.random() * 0.8), "none"))
-        for _ in range(20):
-            out.append(
-                circle(
-                    rng.uniform(0, 512),
-                    rng.uniform(0, 512),
-                    rng.uniform(1.5, 3),
-                    fill="#ffffff",
-                    opacity="0.8",
-                )
-            )
-    elif kind == "hearts":
-        hearts = []
-        for row in range(6):
-            for col in range(6):
-                x = col * 96 + (48 if row % 2 else 0) + rng.uniform(-10, 10)
-                y = row * 96 + rng.uniform(-10, 10)
-                hearts.append(path(heart_path(x, y, rng.uniform(22, 34)), fill=mark))
-        out.append(group(hearts))
-    elif kind == "blossoms":
+        out.append(path(d, fill=pattern_colour(a, b), opacity="0.9"))
+    elif bg.kind == "blossoms":
         out.append(_blossoms(a, rng))
     return group(out)
 

@@ -14,6 +14,7 @@ import skia
 
 from generation import catalog
 from generation.chibi import composite, face, hair, items, outfit
+from generation.chibi.backdrop import Backdrop, backdrop
 from generation.chibi.context import Ctx
 from generation.chibi.geometry import VIEW
 from generation.spec import AvatarSpec
@@ -47,7 +48,12 @@ LAYER_PART: dict[str, str] = {
 @dataclass(frozen=True)
 class Layer:
     name: str  # "eyes", "item:cat_ears", ...
-    svg: str
+    source: str | Backdrop  # SVG text, or a background the renderer draws without text
+
+    @property
+    def svg(self) -> str:
+        """The layer's SVG fragment ("" for nothing to draw)."""
+        return self.source if isinstance(self.source, str) else self.source.svg
 
 
 def layers(
@@ -82,7 +88,7 @@ def layers(
 
     out: list[Layer] = []
     if background:
-        out.append(Layer("background", outfit.background(c)))
+        out.append(Layer("background", backdrop(c) or outfit.background(c)))
     out += item_layers(BACK_SLOTS)
     out.append(Layer("hair_back", hair.hair_back(c)))
     out.append(Layer("body", outfit.body(c)))
@@ -212,7 +218,7 @@ def rasterise_layers(
     Without numba every layer is replayed: the same draw calls, so the same pixels as
     ``rasterise_reference(document(parts), size)`` (tests/generation/test_render_fast.py)."""
     if composite.AVAILABLE:
-        return composite.rasterise([(p.name, p.svg) for p in parts if p.svg], size, circle=circle)
+        return composite.rasterise([(p.name, p.source) for p in parts if p.source], size, circle=circle)
     return _draw_pictures([layer_picture(p.svg) for p in parts if p.svg], size, circle)
 
 

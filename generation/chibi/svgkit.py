@@ -117,8 +117,11 @@ def rrect(x: float, y: float, w: float, h: float, r: float, **kw: object) -> str
     return f'<rect x="{f(x)}" y="{f(y)}" width="{f(w)}" height="{f(h)}" rx="{f(r)}" {attrs(**_paint_opacity(kw))}/>'
 
 
+BANDS = 64  # steps in a two-colour gradient (bands)
+
+
 @lru_cache(maxsize=256)  # the same colours give the same 64 bands (a pure function of its arguments)
-def bands(x: float, y: float, w: float, h: float, top: str, bottom: str, n: int = 64) -> str:
+def bands(x: float, y: float, w: float, h: float, top: str, bottom: str, n: int = BANDS) -> str:
     """A vertical two-colour gradient as ``n`` solid bands (each overlapping the next, so no seams).
 
     Gradient shaders cost skia about 11 ns a pixel (3 ms for a 512 px background); solid bands cost almost
