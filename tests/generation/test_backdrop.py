@@ -11,7 +11,7 @@ import pytest
 
 from bench import bench_render
 from generation.chibi import backdrop as backdrop_module
-from generation.chibi import composite, outfit, render
+from generation.chibi import color, composite, outfit, render
 from generation.chibi.backdrop import KINDS, Backdrop, backdrop
 from generation.chibi.context import Ctx
 from generation.spec import AvatarSpec
@@ -155,3 +155,13 @@ def test_any_open_field_makes_a_spec_unresolved_and_resolves_back() -> None:
             assert again.is_resolved() and again != spec, field
             if field != ("facial_hair",):  # an open facial_hair is "none"; the rest are the seed's picks
                 assert again == r, field
+
+
+def test_mix_is_to_hex_of_the_channels_mix() -> None:
+    """color.mix is unrolled for speed; it must give the strings the plain definition gives."""
+    rng = random.Random(12)
+    for _ in range(5000):
+        a, b = (f"#{rng.randrange(1 << 24):06x}" for _ in range(2))
+        t = rng.choice([rng.random(), rng.uniform(-0.5, 1.5), rng.randrange(101) / 100])
+        plain = color.to_hex(*(x + (y - x) * t for x, y in zip(color.rgb(a), color.rgb(b), strict=True)))
+        assert color.mix(a, b, t) == plain, (a, b, t)
