@@ -6,10 +6,10 @@ skia parse it back, about 0.6 ms of every fresh avatar (docs/renderer.md, "Where
 ``Backdrop`` is the one description of such a background:
 
 - ``Backdrop.svg`` writes the SVG text, exactly as before (exports, masks, the reference rasteriser);
-- ``Backdrop.draw`` draws it straight onto a skia canvas for the renderer: a flat fill or the same bands,
-  and each mark as one cached unit shape (a star, a heart) placed by a matrix, so there is no text to
-  build or parse. The text rounds every coordinate to 0.1 of the 512-unit view box and the matrices do
-  not, so edges move by at most 0.05 units: rasteriser rounding (tests/generation/test_render_fast.py).
+- ``Backdrop.fill`` and ``Backdrop.draw`` draw it for the renderer with no text to build or parse: the
+  base written straight into the buffer (a flat colour, or one cached column of the bands), the marks as
+  skia paths from the same coordinates, rounded to 0.1 unit as the text rounds them, so the pixels are
+  those of the text (tests/generation/test_backdrop.py).
 
 Stripes and blossoms (chosen by hand, never by a seed) stay SVG text, drawn by skia from the text.
 """

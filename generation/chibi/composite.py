@@ -360,9 +360,9 @@ def rasterise(layers: Sequence[tuple[str, str | Backdrop]], size: int, *, circle
         else:
             if i == 0:  # nothing below: the base is written straight into the buffer
                 svg.fill(buf)
-            if not svg.marked and i == 0:
-                continue
-            template, colours = "", ()
+                if not svg.marked:
+                    continue
+            template, colours = "", ()  # drawn by skia
         if not 0 < len(colours) <= MAX_SLOTS:
             if canvas is None:
                 surface = skia.Surface(buf, skia.kRGBA_8888_ColorType, skia.kPremul_AlphaType)
