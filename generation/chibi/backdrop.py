@@ -194,80 +194,25 @@ def _bands(top: str, bottom: str) -> skia.Picture:
 # skia does not promise the format, so it is checked against skia's own output at import (and by a
 # test); if it ever differs, the paths are built call by call, with the same result.
 _PATH_VERSION = 5
-_MOVE, _LINE, _QUAD, _CONIC, _CUBIC, _CLOSE = range(6)
-_POINTS_PER_VERB = {_MOVE: 1, _LINE: 1, _QUAD: 2, _CONIC: 2, _CUBIC: 3, _CLOSE: 0}
+_MOVE, _LINE, _CUBIC, _CLOSE = 0, 1, 4, 5  # skia's verb codes (stars and hearts use no others)
+_POINTS_PER_VERB = {_MOVE: 1, _LINE: 1, _CUBIC: 3, _CLOSE: 0}
 
 
-@dataclass(frozen=True)
-class _Outline:
-    """One shape's verbs and conic weights, and its points for a unit size at the origin."""
-
-    points: np.ndarray  # (k, 2)
-    verbs: bytes
-    weights: tuple[float, ...] = ()
-
-    @staticmethod
-    def of(p: skia.Path) -> _Outline:
-        """The outline of a path skia built (read back from its serialised form)."""
-        data = bytes(p.serialize())
-        version, n_points, n_weights, n_verbs = struct.unpack_from("<4i", data)
-        if version != _PATH_VERSION:
-            raise ValueError(f"skia writes paths as version {version}")
-        points = np.frombuffer(data, "<f4", 2 * n_points, 16).reshape(-1, 2).astype(np.float64)
-        at = 16 + 8 * n_points
-        weights = struct.unpack_from(f"<{n_weights}f", data, at)
-        return _Outline(points, data[at + 4 * n_weights : at + 4 * n_weights + n_verbs], weights)
-
-    def path(self, points: np.ndarray) -> skia.Path:
-        """One path of n copies of the outline at ``points`` (n, k, 2), in order."""
-        n = points.shape[0]
-        tail = struct.pack(f"<{len(self.weights)}f", *self.weights) * n + self.verbs * n
-        return self._read(self._head(n), points.astype("<f4").tobytes(), tail, points)
-
-    def paths(self, points: np.ndarray) -> list[skia.Path]:
-        """A path for each copy of the outline at ``points`` (n, k, 2)."""
-        if not _SERIAL_OK:
-            return [self.path(p[None]) for p in points]
-        head, tail = self._head(1), self._tail
-        blob = points.astype("<f4").tobytes()
-        step = len(blob) // len(points)
-        return [self._read(head, blob[i : i + step], tail, points) for i in range(0, len(blob), step)]
-
-    def _head(self, n: int) -> bytes:
-        return struct.pack(
-            "<4i", _PATH_VERSION, n * len(self.points), n * len(self.weights), n * len(self.verbs)
-        )
-
-    @cached_property
-    def _tail(self) -> bytes:  # one copy's weights and verbs
-        return struct.pack(f"<{len(self.weights)}f", *self.weights) + self.verbs
-
-    def _read(self, head: bytes, points: bytes, tail: bytes, exact: np.ndarray) -> skia.Path:
-        if not _SERIAL_OK:
-            n = len(exact)
-            return _called(exact.reshape(-1, 2).tolist(), self.verbs * n, self.weights * n)
-        data = head + points + tail
-        data += bytes(-len(data) % 4)
-        p = skia.Path()
-        if p.readFromMemory(data) != len(data):
-            raise RuntimeError("skia rejected a serialised path")
-        return p
+def _serialised(points: bytes, n_points: int, verbs: bytes) -> bytes:
+    """A path with no conics in skia's serialised form, from its float32 points and its verbs."""
+    data = struct.pack("<4i", _PATH_VERSION, n_points, 0, len(verbs)) + points + verbs
+    return data + bytes(-len(data) % 4)
 
 
-def _called(points: list[list[float]], verbs: bytes, weights: tuple[float, ...]) -> skia.Path:
+def _called(points: list[list[float]], verbs: bytes) -> skia.Path:
     """The same path built call by call."""
     p = skia.Path()
-    i = w = 0
+    i = 0
     for v in verbs:
         if v == _MOVE:
             p.moveTo(*points[i])
         elif v == _LINE:
             p.lineTo(*points[i])
-        elif v == _QUAD:
-            p.quadTo(*points[i], *points[i + 1])
-        elif v == _CONIC:
-            p.conicTo(*points[i], *points[i + 1], weights[w])
-            w += 1
         elif v == _CUBIC:
             p.cubicTo(*points[i], *points[i + 1], *points[i + 2])
         else:
@@ -277,30 +222,40 @@ def _called(points: list[list[float]], verbs: bytes, weights: tuple[float, ...])
 
 
 def _serial_ok() -> bool:
-    """Whether skia reads and writes paths in the form ``_Outline.path`` writes."""
+    """Whether skia reads and writes paths in the form ``_serialised`` writes."""
+    points = [[1.5, -2.0], [3.25, 4.0], [5.0, 6.0], [7.0, 8.0], [9.0, 10.5]]
+    verbs = bytes((_MOVE, _LINE, _CUBIC, _CLOSE))
+    data = _serialised(np.array(points, "<f4").tobytes(), len(points), verbs)
     p = skia.Path()
-    p.moveTo(1.5, -2)
-    p.lineTo(3.25, 4)
-    p.quadTo(5, 6, 7, 8)
-    p.conicTo(9, 10, 11, 12.5, 0.75)
-    p.cubicTo(13, 14, 15, 16, 17, 18)
-    p.close()
-    try:
-        outline = _Outline.of(p)
-    except (ValueError, struct.error):
-        return False
-    if outline.verbs != bytes((_MOVE, _LINE, _QUAD, _CONIC, _CUBIC, _CLOSE)) or outline.weights != (0.75,):
-        return False
-    global _SERIAL_OK
-    _SERIAL_OK = True
-    try:
-        return bytes(outline.path(outline.points[None]).serialize()) == bytes(p.serialize())
-    except RuntimeError:
-        return False
+    return p.readFromMemory(data) == len(data) and bytes(p.serialize()) == bytes(
+        _called(points, verbs).serialize()
+    )
 
 
-_SERIAL_OK = False
 _SERIAL_OK = _serial_ok()
+
+
+@dataclass(frozen=True)
+class _Outline:
+    """One shape's verbs, and its points for a unit size at the origin."""
+
+    points: np.ndarray  # (k, 2)
+    verbs: bytes
+
+    def paths(self, points: np.ndarray) -> list[skia.Path]:
+        """A path for each copy of the outline at ``points`` (n, k, 2)."""
+        if not _SERIAL_OK:
+            return [_called(p, self.verbs) for p in points.tolist()]
+        k = len(self.points)
+        blob = points.astype("<f4").tobytes()
+        out = []
+        for i in range(0, len(blob), 8 * k):
+            data = _serialised(blob[i : i + 8 * k], k, self.verbs)
+            p = skia.Path()
+            if p.readFromMemory(data) != len(data):
+                raise RuntimeError("skia rejected a serialised path")
+            out.append(p)
+        return out
 
 
 def _star_outline() -> _Outline:

@@ -82,12 +82,8 @@ def test_paths_are_read_from_bytes_and_equal_paths_built_call_by_call() -> None:
     rng = np.random.default_rng(3)
     for outline in (backdrop_module._STAR, backdrop_module._HEART):
         points = np.round(rng.uniform(0, 512, (5, *outline.points.shape)), 1)
-        called = backdrop_module._called(
-            points.reshape(-1, 2).tolist(), outline.verbs * 5, outline.weights * 5
-        )
-        assert bytes(outline.path(points).serialize()) == bytes(called.serialize())
         for one, p in zip(points, outline.paths(points), strict=True):
-            single = backdrop_module._called(one.tolist(), outline.verbs, outline.weights)
+            single = backdrop_module._called(one.tolist(), outline.verbs)
             assert bytes(p.serialize()) == bytes(single.serialize())
 
 
