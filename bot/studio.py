@@ -580,7 +580,7 @@ class Studio:
         return view, await self.storage.read_image(avatar)
 
     async def image_path(self, avatar: AvatarView) -> str | None:
-        path = self.storage.blobs.local_path(avatar.blob_key)
+        path = await self.storage.blob_path(avatar.blob_key)
         return str(path) if path is not None else None
 
     async def export(self, actor: Actor, avatar_id: str, fmt: str, *, size: int = 512) -> dict[str, bytes]:
@@ -681,7 +681,7 @@ class Studio:
             await jobs.mark_delivered(s, list(job_ids), list(messages))
 
     async def image_bytes(self, avatar: AvatarView) -> bytes:
-        return await asyncio.to_thread(self.storage.blobs.get, avatar.blob_key)
+        return await self.storage.read_blob(avatar.blob_key)
 
     async def admissible(self, actor: Actor, count: int = 1, *, photos: int = 0) -> None:
         """The gate's own checks without queueing anything: for adapters that must download something

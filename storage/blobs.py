@@ -66,6 +66,10 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def touch(self, key: str) -> bool:
+        """Give an existing blob a fresh age (as :meth:`put` does); False if there is none."""
+        ...
+
     def delete(self, key: str) -> bool:
         """Remove the blob; True if it existed."""
         ...
@@ -145,13 +149,8 @@ class FileBlobStore:
             raise TypeError(f"blob data must be bytes, not {type(data).__name__}")
         key = blob_key_for(bytes(data))
         path = self.path_for(key)
-        try:
-            # Already stored: refresh the modification time, so a garbage collection running right
-            # now treats it as young and leaves it for the row that is about to point at it.
-            os.utime(path)
+        if self.touch(key):
             return key
-        except FileNotFoundError:
-            pass
         gained = self._ensure_dir(path.parent)
         tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -170,6 +169,15 @@ class FileBlobStore:
             _fsync_dir(directory)
         log.debug("stored blob %s (%d bytes)", key, len(data))
         return key
+
+    def touch(self, key: str) -> bool:
+        """Refresh an existing blob's modification time, so that a garbage collection running right now
+        treats it as young and leaves it for the row that is about to point at it."""
+        try:
+            os.utime(self.path_for(key))
+        except FileNotFoundError:
+            return False
+        return True
 
     def get(self, key: str) -> bytes:
         path = self.path_for(key)

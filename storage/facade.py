@@ -20,7 +20,8 @@ Returned ORM objects are detached snapshots (``expire_on_commit=False``): read t
 things only through the repository functions.
 
 Blob safety. ``finish_job`` writes the blob first and the row second, so a row never points at a
-missing blob. Deleting blobs (``forget_user``, ``gc_blobs``) re-checks under a per-key lock that no
+missing blob. The job store's hot path commits a new picture's bytes with its row instead and writes
+the file just after (:mod:`storage.journal`): readers use :meth:`Storage.read_blob`. Deleting blobs (``forget_user``, ``gc_blobs``) re-checks under a per-key lock that no
 row points at the key; ``finish_job`` holds the same lock from the blob write to the commit, so within
 one process the two never interleave. Across processes ``gc_blobs`` only
 touches blobs older than a grace period (a repeated write refreshes a blob's age).
@@ -42,12 +43,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from storage import avatars, jobs, migrate, users
+from storage import avatars, jobs, journal, migrate, users
 from storage.blobs import BlobStore, FileBlobStore, blob_key_for
 from storage.db import create_engine, make_sessionmaker, redact_url
-from storage.errors import InvalidTransition, NotFound
+from storage.errors import BlobNotFound, InvalidTransition, NotFound
 from storage.jobs import Message
-from storage.models import Avatar, Job, JobStatus, new_public_id, utcnow
+from storage.models import Avatar, Job, JobStatus, PendingBlob, new_public_id, utcnow
 from storage.refs import UserRef, check_json_text, check_text
 
 __all__ = [
@@ -227,6 +228,9 @@ class Storage:
         self.sessionmaker: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
         self.blobs = blobs
         self._locks = _KeyLocks()
+        self.journal = journal.BlobJournal(
+            blobs
+        )  # pictures committed before their files (storage/journal.py)
 
     @classmethod
     async def open(
@@ -242,7 +246,8 @@ class Storage:
 
         ``url=None`` means the embedded SQLite database ``data_dir/chibify.db``. With ``upgrade=True``
         pending migrations are applied first; otherwise (``check_schema=True``) a database that is not
-        at the newest revision raises :class:`~storage.errors.DatabaseBehind`.
+        at the newest revision raises :class:`~storage.errors.DatabaseBehind`. Pictures whose files an
+        earlier process did not get to write (it stopped right after their commit) are written out first.
         """
         data_path = await asyncio.to_thread(_prepare_dir, Path(data_dir))
         if url is None:
@@ -258,11 +263,44 @@ class Storage:
             await engine.dispose()
             raise
         log.info("storage open: database %s, blobs in %s", redact_url(engine.url), blobs.root)
-        return cls(engine, blobs)
+        storage = cls(engine, blobs)
+        if check_schema or upgrade:
+            try:
+                await storage.write_pending()
+            except BaseException:
+                await engine.dispose()
+                raise
+        return storage
 
     async def close(self) -> None:
-        """Close every database connection. The object must not be used afterwards."""
+        """Wait for the picture files being written, drop their pending rows, and close every database
+        connection. The object must not be used afterwards."""
+        try:
+            await self.journal.drain()
+            written = self.journal.take_written()
+            if written:
+                await self._run(journal.drop_pending, written)
+        except Exception as exc:  # the rows stay; the next open writes them out again (idempotent)
+            log.warning("pending pictures are left for the next start: %s", exc)
         await self.engine.dispose()
+
+    async def _run(self, body: Callable[..., _T], *args: Any) -> _T:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(body, *args)
+
+    async def write_pending(self) -> int:
+        """Write out the pictures whose bytes are only in ``pending_blobs`` (a process stopped between
+        their commit and their file), then drop those rows; returns how many. Idempotent."""
+        keys = await self._run(journal.pending_keys)
+        for key in keys:
+            async with self._locks.hold(key):
+                data = await self._run(journal.read_pending, key)
+                if data is not None:
+                    await asyncio.to_thread(self.blobs.put, data)
+                    await self._run(journal.drop_pending, [key])
+        if keys:
+            log.info("wrote out %d pictures that were committed before their files", len(keys))
+        return len(keys)
 
     async def __aenter__(self) -> Self:
         return self
@@ -490,11 +528,28 @@ class Storage:
 
     async def read_image(self, avatar: Avatar) -> bytes:
         """The avatar's image bytes (read in a worker thread)."""
-        return await asyncio.to_thread(self.blobs.get, avatar.blob_key)
+        return await self.read_blob(avatar.blob_key)
+
+    async def read_blob(self, key: str) -> bytes:
+        """A picture's bytes: its file, or, for a picture committed a moment ago whose file is being
+        written (storage/journal.py), its pending row. :class:`BlobNotFound` if neither is there."""
+        try:
+            return await asyncio.to_thread(self.blobs.get, key)
+        except BlobNotFound:
+            data = await self._run(journal.read_pending, key)
+            if data is None:
+                raise
+            return data
 
     async def image_path(self, avatar: Avatar) -> Path | None:
         """A local file holding the avatar's image (to send without reading it), or None."""
-        return await asyncio.to_thread(self.blobs.local_path, avatar.blob_key)
+        return await self.blob_path(avatar.blob_key)
+
+    async def blob_path(self, key: str) -> Path | None:
+        """A local file holding blob ``key``, or None; a picture of this process whose file is due is
+        written first (storage/journal.py)."""
+        await self.journal.settled(key)
+        return await asyncio.to_thread(self.blobs.local_path, key)
 
     # -- deletion --------------------------------------------------------------------------------
 
@@ -533,6 +588,7 @@ class Storage:
             referenced = await avatars.referenced_blob_keys(s)
         orphans = [k for k in candidates if k not in referenced]
         removed = await self._discard_orphans(orphans)
+        removed += await self._run(journal.drop_unreferenced)
         temp_age = max(grace_seconds, TEMP_FILE_MIN_AGE_SECONDS)
         temp = await asyncio.to_thread(self.blobs.sweep_temp, older_than=temp_age)
         if removed or temp:
@@ -547,8 +603,13 @@ class Storage:
         return removed
 
     async def _discard_if_orphan(self, key: str) -> int:
-        """Delete blob ``key`` if no row points at it. Call with the key's lock held."""
+        """Delete blob ``key``, file and pending row, if no row points at it. Call with the key's lock
+        held (a file write of it in flight ends first)."""
+        await self.journal.settled(key)
         async with self.transaction() as s:
             if await avatars.blob_is_referenced(s, key):
                 return 0
-        return int(await asyncio.to_thread(self.blobs.delete, key))
+            pending = await s.execute(sa.delete(PendingBlob).where(PendingBlob.key == key))
+        self.journal.forget(key)
+        removed = await asyncio.to_thread(self.blobs.delete, key)
+        return int(removed or bool(cast(sa.CursorResult[Any], pending).rowcount))

@@ -21,7 +21,6 @@ with ``token_expires_at`` as an ISO string and keys whose column is NULL left ou
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import logging
 import threading
@@ -38,8 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util import greenlet_spawn
 
-from storage import avatars, jobs, users
-from storage.blobs import BlobStore, blob_key_for
+from storage import avatars, jobs, journal, users
+from storage.blobs import blob_key_for
 from storage.errors import InvalidTransition, NotFound
 from storage.facade import Finished, JobResult, Storage, checked_results, finish_answer, new_avatar_fields
 from storage.models import Avatar, Job, JobStatus, User, utcnow
@@ -352,11 +351,15 @@ def _parent_id(conn: sa.Connection, parent: int | str, owner_id: int) -> int:
 def _finish_rows(
     conn: sa.Connection,
     items: Sequence[tuple[JobResult, str]],
-    blobs_durable: concurrent.futures.Future[None],
-) -> list[Finished | Exception]:
+    missing: Mapping[str, bytes],
+    written: Sequence[str],
+) -> tuple[list[Finished | Exception], dict[str, bytes]]:
     """The rows of a batch's pictures (what ``Storage.finish_jobs`` writes): lock the jobs, insert the new
-    avatars in one statement, mark each job done (prepared once); then wait until every blob is durable,
-    so the commit that follows never makes a row that points at a missing blob."""
+    avatars in one statement, mark each job done (prepared once), and record as pending the bytes of
+    each new avatar whose file is ``missing`` (key -> bytes), so that the commit makes them durable
+    with the rows (storage/journal.py). The pending rows of ``written`` (files durable now) go.
+    Returns the answers and the pending pictures recorded."""
+    journal.drop_pending(conn, written)
     ids = [result.job_id for result, _ in items]
     rows = {row.id: row for row in conn.execute(_LOCK_JOBS, {"ids": ids}).all()}
     # A job gets its avatar in the transaction that marks it done: only a done job can have one.
@@ -394,16 +397,12 @@ def _finish_rows(
             )
             if marked.rowcount != 1:  # cannot happen with the rows locked; never half-store
                 raise RuntimeError("jobs changed while they were being finished")
-    blobs_durable.result()  # raises if a blob could not be written: then nothing is committed
+    pending = {a.blob_key: missing[a.blob_key] for a in finishing.values() if a.blob_key in missing}
+    journal.insert_pending(conn, pending)
     return [
         answer if answer is not None else finishing[result.job_id]
         for (result, _key), answer in zip(items, answers, strict=True)
-    ]
-
-
-def _put_all(blobs: BlobStore, images: Sequence[bytes]) -> None:
-    for image in images:
-        blobs.put(image)
+    ], pending
 
 
 def _keys(images: Sequence[bytes]) -> list[str]:
@@ -416,11 +415,6 @@ class SqlJobStore:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self._tx = Transactions(storage.engine)
-        # Blob writes run here while their rows are written on the database's thread (the commit waits
-        # for them). Threads start on first use and end with the process.
-        self._blob_writer = concurrent.futures.ThreadPoolExecutor(
-            max_workers=2, thread_name_prefix="chibify-blobs"
-        )
 
     async def _user_id(self, session: AsyncSession, user_key: str) -> int:
         scheme, value = parse_user_key(user_key)
@@ -514,13 +508,15 @@ class SqlJobStore:
 
     async def finish(self, results: Sequence[JobResult]) -> list[Finished | Exception]:
         """:meth:`storage.Storage.finish_jobs` with the same answers and guarantees, faster: the rows are
-        written in one call on the database's thread (:class:`Transactions`) while the blobs are written
-        on a thread of their own, and the commit waits for the blobs to be durable.
+        written in one call on the database's thread (:class:`Transactions`), and a new picture's bytes
+        are made durable by the same commit, as a pending blob (storage/journal.py): its file is written
+        a moment after the commit, on the journal's thread, off the way to the result.
 
         Blob safety as in :class:`storage.Storage`: each blob key is held under the storage's per-key
-        lock from the blob write to the commit (a concurrent ``forget_user`` or ``gc_blobs`` of this
-        process re-checks the rows under the same lock before it deletes), and a blob no committed row
-        uses afterwards is discarded again."""
+        lock from the check for its file to the commit, and its file write is registered before the lock
+        goes (a concurrent ``forget_user`` or ``gc_blobs`` of this process re-checks the rows under the
+        same lock, after that write, before it deletes). Nothing is written for a refused job, nor when
+        the transaction fails."""
         out, todo = checked_results(results)
         if todo:
             storage = self.storage
@@ -532,22 +528,21 @@ class SqlJobStore:
             else:
                 keys = await asyncio.to_thread(_keys, images)
             # storage's per-key locks (the same ones its deletions take); storage/ is one package
-            locks = storage._locks
+            locks, pending = storage._locks, storage.journal
             async with AsyncExitStack() as held:
                 for key in sorted(set(keys)):  # one order everywhere: no lock cycles
                     await held.enter_async_context(locks.hold(key))
-                write = self._blob_writer.submit(_put_all, storage.blobs, images)
+                missing = pending.missing(dict(zip(keys, images, strict=True)))
+                written = pending.take_written()
                 items = [(results[i], k) for i, k in zip(todo, keys, strict=True)]
                 try:
-                    answers = await self._tx.run(partial(_finish_rows, items=items, blobs_durable=write))
+                    answers, recorded = await self._tx.run(
+                        partial(_finish_rows, items=items, missing=missing, written=written)
+                    )
                 except BaseException:
-                    await asyncio.wait([asyncio.wrap_future(write)])  # a thread cannot be stopped
-                    for key in set(keys):
-                        await storage._discard_if_orphan(key)
+                    pending.give_back(written)
                     raise
-                used = {a.blob_key for a in answers if isinstance(a, Finished)}
-                for key in set(keys) - used:  # refused jobs, or jobs that had their avatar already
-                    await storage._discard_if_orphan(key)
+                pending.write(recorded)  # before the locks go
             for index, answer in zip(todo, answers, strict=True):
                 out[index] = answer
         return [entry if entry is not None else RuntimeError("not stored") for entry in out]

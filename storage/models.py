@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 ORM models: users, guilds, avatars and jobs.
+"""SQLAlchemy 2 ORM models: users, guilds, avatars, jobs and pending picture bytes.
 
 Portable across SQLite and PostgreSQL: JSON columns use :class:`sqlalchemy.JSON`, enums are stored as
 short strings guarded by CHECK constraints, timestamps are timezone-aware UTC (see :class:`UTCDateTime`)
@@ -35,6 +35,7 @@ __all__ = [
     "Guild",
     "Job",
     "JobStatus",
+    "PendingBlob",
     "PromptPolicy",
     "UTCDateTime",
     "User",
@@ -291,3 +292,18 @@ class Avatar(Base):
 
     def __repr__(self) -> str:
         return f"<Avatar id={self.id} public_id={self.public_id} owner={self.owner_id} {self.kind}>"
+
+
+class PendingBlob(Base):
+    """A new picture's bytes, made durable by the commit that stores its avatar, until its blob file is
+    durable too; then the row goes (``storage.journal``). Readers fall back to it while the file is not
+    there yet, and ``Storage.open`` writes out whatever a crash left here."""
+
+    __tablename__ = "pending_blobs"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<PendingBlob {self.key[:12]} {len(self.data)} bytes>"

@@ -20,7 +20,7 @@ from storage.models import Base, Job
 
 _T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
-TABLES = {"users", "guilds", "avatars", "jobs"}
+TABLES = {"users", "guilds", "avatars", "jobs", "pending_blobs"}
 
 
 async def _tables(url: str) -> set[str]:
@@ -228,7 +228,7 @@ def test_config_finds_scripts_without_an_ini_file() -> None:
     location = Path(config.get_main_option("script_location") or "")
     assert (location / "env.py").is_file()
     assert (location / "versions" / "__init__.py").is_file()
-    assert migrate.head_revision() == "0002"
+    assert migrate.head_revision() == "0003"
 
 
 # --- URL resolution in migrations/env.py (-x url=, then config.attributes, then env var, then default) ---
