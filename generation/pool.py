@@ -17,14 +17,25 @@ at once instead of waiting ``batch_window_s`` for company.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from generation.jobs import BatchUpdate, EngineSpec, ItemOutcome, RunBatch, WorkerInfo
+from generation.jobs import (
+    BatchProgress,
+    BatchUpdate,
+    EngineSpec,
+    GenerationRequest,
+    ItemOutcome,
+    ItemsStarted,
+    RunBatch,
+    WorkerInfo,
+)
 from generation.supervisor import BatchReport, Supervisor, WorkerFactory
 
 __all__ = ["BatchListener", "LocalPool", "PoolHooks", "PoolLimits", "WorkerPool"]
@@ -98,6 +109,27 @@ class WorkerPool(Protocol):
     def workers(self) -> list[WorkerInfo]: ...
 
 
+@dataclass(eq=False)
+class _HeadStart:
+    """A request the engine process draws before its job exists (see :meth:`LocalPool.head_start`)."""
+
+    request: GenerationRequest
+    job_id: int  # provisional: negative, never a job's
+    updates: list[BatchUpdate] = field(default_factory=list)  # heard before its batch came
+    forward: Callable[[BatchUpdate], None] | None = None  # its batch's listener, once it came
+    task: asyncio.Future[BatchReport] | None = None
+    dropped: bool = False
+
+
+def _renamed(message: BatchUpdate, provisional: int, job_id: int) -> BatchUpdate:
+    if isinstance(message, ItemsStarted):
+        ids = tuple(job_id if j == provisional else j for j in message.job_ids)
+        return ItemsStarted(message.batch_id, ids)
+    if isinstance(message, BatchProgress) and message.job_id == provisional:
+        return replace(message, job_id=job_id)
+    return message
+
+
 class LocalPool:
     """One engine process on this machine (see :mod:`generation.supervisor`)."""
 
@@ -124,6 +156,9 @@ class LocalPool:
         self._served = 0
         self._started_at = time.time()
         self._host = socket.gethostname()
+        self._ahead: _HeadStart | None = None  # the latest head start (see head_start)
+        self._provisional = itertools.count(-1, -1)
+        self._aliases: dict[int, int] = {}  # job id -> the provisional id its drawing runs under
 
     @property
     def pid(self) -> int | None:
@@ -172,18 +207,96 @@ class LocalPool:
         draws no faster than its jobs one by one, so a lone job need not wait for company."""
         return self._supervisor is not None and engine in self._supervisor.one_at_a_time
 
+    def head_start(self, request: GenerationRequest) -> bool:
+        """Start drawing ``request`` now, while the service still writes its job row, if the engine
+        process is idle; True if it did. The next :meth:`run_batch` of exactly that request (the same
+        object, alone) takes the drawing over instead of starting it: the round trip of the write is off
+        the way to the picture. A batch of anything else first waits for that drawing to end. If the
+        request's batch never comes (its row could not be written, or the job was cancelled while it
+        waited), the picture is never reported; :meth:`drop_head_start` stops it early."""
+        sup = self._supervisor
+        ahead = self._ahead
+        if (
+            sup is None
+            or sup.busy
+            or (ahead is not None and ahead.task is not None and not ahead.task.done())
+        ):
+            return False
+        ahead = _HeadStart(request, next(self._provisional))
+
+        def hear(message: BatchUpdate) -> None:
+            if ahead.forward is not None:
+                ahead.forward(message)
+            else:
+                ahead.updates.append(message)
+
+        batch = RunBatch(ahead.job_id, ((ahead.job_id, request),))
+        ahead.task = asyncio.ensure_future(sup.run(batch, hear))
+        self._ahead = ahead
+        return True
+
+    async def drop_head_start(self, request: GenerationRequest) -> None:
+        """The job of ``request`` will not come (see :meth:`head_start`): stop its drawing."""
+        ahead = self._ahead
+        if ahead is None or ahead.request is not request or ahead.dropped:
+            return
+        ahead.dropped = True
+        if ahead.task is not None and not ahead.task.done() and self._supervisor is not None:
+            await self._supervisor.cancel([ahead.job_id])
+
     async def run_batch(
         self, batch: RunBatch, listener: BatchListener, *, resend: bool = True
     ) -> BatchReport:
         assert self._supervisor is not None, "start() first"
-        report = await self._supervisor.run(batch, listener.update)
+        ahead = self._ahead
+        if ahead is not None and ahead.task is not None:
+            if not ahead.dropped and len(batch.items) == 1 and batch.items[0][1] is ahead.request:
+                self._ahead = None
+                report = await self._take_over(ahead, ahead.task, batch.items[0][0], listener)
+            else:
+                if not ahead.task.done():  # one batch at a time: this one goes once that drawing ends
+                    await asyncio.wait([ahead.task])
+                report = await self._supervisor.run(batch, listener.update)
+        else:
+            report = await self._supervisor.run(batch, listener.update)
         if not report.lost:
             self._served += len(report.outcomes)
         return report
 
+    async def _take_over(
+        self, ahead: _HeadStart, task: asyncio.Future[BatchReport], job_id: int, listener: BatchListener
+    ) -> BatchReport:
+        """Report a head start's drawing as the batch of its job: its messages and outcome under the
+        job's id."""
+        provisional = ahead.job_id
+
+        def forward(message: BatchUpdate) -> None:
+            listener.update(_renamed(message, provisional, job_id))
+
+        for message in ahead.updates:
+            forward(message)
+        ahead.updates.clear()
+        ahead.forward = forward
+        self._aliases[job_id] = provisional
+        try:
+            report = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.cancel()  # as a cancelled run_batch cancels the supervisor's run
+            raise
+        finally:
+            self._aliases.pop(job_id, None)
+        hung = report.hung
+        return replace(
+            report,
+            outcomes=tuple(
+                replace(o, job_id=job_id) if o.job_id == provisional else o for o in report.outcomes
+            ),
+            hung=tuple(job_id if j == provisional else j for j in hung) if hung is not None else None,
+        )
+
     async def cancel(self, job_ids: Sequence[int]) -> None:
         if self._supervisor is not None:
-            await self._supervisor.cancel(job_ids)
+            await self._supervisor.cancel([self._aliases.get(j, j) for j in job_ids])
 
     async def locate(self, job_id: int, engine: str) -> bool:
         return False  # nothing outlives this process's worker

@@ -596,11 +596,16 @@ class GenerationService:
         # Check and reserve with no await in between: concurrent requests cannot overcommit.
         self._admit(user, len(requests), user_limit, counted)
         self._reserved[user] = self._reserved.get(user, 0) + len(requests)
+        ahead = self._head_start(requests)
         try:
             items = [(self._stored_request(r), user, r.kind) for r in requests]
             job_ids = await self._store.create_many(items, deliver=deliver.to_json() if deliver else None)
             if len(job_ids) != len(requests):
                 raise RuntimeError(f"the job store made {len(job_ids)} jobs for {len(requests)} requests")
+        except BaseException:
+            if ahead is not None:
+                await self._drop_head_start(ahead)
+            raise
         finally:
             self._reserved[user] -= len(requests)
             if not self._reserved[user]:
@@ -608,6 +613,8 @@ class GenerationService:
         handles = [JobHandle(self, job_id, r, deliver) for job_id, r in zip(job_ids, requests, strict=True)]
         if self._stop_event.is_set():
             # stop() began while the store wrote them: they stay queued there and run after the restart.
+            if ahead is not None:
+                await self._drop_head_start(ahead)
             for handle in handles:
                 handle.resolve(error=ServiceStopped(STAYS_QUEUED))
             return handles
@@ -626,6 +633,24 @@ class GenerationService:
         self._tell_unserved()
         log.debug("jobs %s queued for %s", job_ids, user)
         return handles
+
+    def _head_start(self, requests: Sequence[GenerationRequest]) -> GenerationRequest | None:
+        """With nothing queued or running and an engine that draws one request per call, a lone request
+        is drawn while its job row is written (the pool's ``head_start``; the local pool has one): its
+        batch, dispatched once the row is there, takes that drawing over. The job is still recorded
+        before anything of it is stored or reported, and a picture whose row never came is dropped."""
+        if len(requests) != 1 or self._queue or self._running or self._batches_in_flight:
+            return None
+        request = requests[0]
+        start = getattr(self._pool, "head_start", None)
+        if start is None or not self._draws_alone(request.engine):
+            return None
+        return request if start(request) else None
+
+    async def _drop_head_start(self, request: GenerationRequest) -> None:
+        drop = getattr(self._pool, "drop_head_start", None)
+        if drop is not None:
+            await drop(request)
 
     def _stored_request(self, request: GenerationRequest) -> dict[str, Any]:
         data = request.to_json()
@@ -1194,6 +1219,7 @@ class GenerationService:
             return False
         if job.state == "pending":
             self._unqueue(job)
+            await self._drop_head_start(job.request)  # drawn ahead of its batch: stop that too
             await self._finish_cancelled(job)
             self._announce_positions()
             return True

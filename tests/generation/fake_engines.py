@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from generation.engines import solid_png
+from generation.engines import SyntheticEngine, solid_png
 from generation.jobs import GenerationRequest, GenerationResult
 
 Progress = Callable[[int, int, int], None]
@@ -138,3 +138,14 @@ class PhotoEngine(FakeEngine):
 def broken_factory() -> FaultyEngine:
     """An engine whose construction fails (the worker reports it instead of starting)."""
     raise RuntimeError("no model here")
+
+
+class SlowOneAtATimeEngine(SyntheticEngine):
+    """:class:`generation.engines.SyntheticEngine` (it stops between steps when cancelled) handed one
+    request per call, like the chibi engine."""
+
+    name = "slowseq"
+    one_at_a_time = True
+
+    def __init__(self) -> None:
+        super().__init__(per_batch_s=60, per_item_s=0, steps=600)  # 60 s a picture: only a cancel ends it
