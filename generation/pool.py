@@ -182,8 +182,14 @@ class LocalPool:
         pass
 
     async def stop(self, timeout_s: float) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            await self._drop(ahead)  # its job's batch will not come now
         if self._supervisor is not None:
             await self._supervisor.stop(timeout_s)
+        if ahead is not None and ahead.task is not None and not ahead.task.done():
+            ahead.task.cancel()  # nobody awaits it
+            await asyncio.wait([ahead.task])
 
     async def kill(self) -> None:
         """Kill the engine process now (a batch cut off by a drain)."""
@@ -238,7 +244,11 @@ class LocalPool:
     async def drop_head_start(self, request: GenerationRequest) -> None:
         """The job of ``request`` will not come (see :meth:`head_start`): stop its drawing."""
         ahead = self._ahead
-        if ahead is None or ahead.request is not request or ahead.dropped:
+        if ahead is not None and ahead.request is request:
+            await self._drop(ahead)
+
+    async def _drop(self, ahead: _HeadStart) -> None:
+        if ahead.dropped:
             return
         ahead.dropped = True
         if ahead.task is not None and not ahead.task.done() and self._supervisor is not None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from generation.service import JobCancelled
+from generation.service import GenerationService, JobCancelled, ServiceStopped
 from storage import Storage
 from storage.jobstore import SqlJobStore
 
@@ -47,11 +48,24 @@ class SlowRows(SqlJobStore):
         return await super().create_many(items, deliver)
 
 
+StartSlow = Callable[..., Awaitable[tuple[SlowRows, GenerationService]]]
+
+
+@pytest.fixture
+def start_slow(storage: Storage, make_service: MakeService) -> StartSlow:
+    """``await start_slow(**options)``: a service (``make_service`` options) on a :class:`SlowRows` store."""
+
+    async def start(**options: Any) -> tuple[SlowRows, GenerationService]:
+        store = SlowRows(storage)
+        return store, await make_service(job_store=store, **options)
+
+    return start
+
+
 async def test_a_lone_request_is_drawn_while_its_row_is_written_and_only_once(
-    storage: Storage, make_service: MakeService, tmp_path: Path
+    storage: Storage, start_slow: StartSlow, tmp_path: Path
 ) -> None:
-    store = SlowRows(storage)
-    service = await make_service(job_store=store)
+    store, service = await start_slow()
     drawn, gate = tmp_path / "drawn", tmp_path / "gate"
 
     async def before() -> None:
@@ -71,10 +85,9 @@ async def test_a_lone_request_is_drawn_while_its_row_is_written_and_only_once(
 
 
 async def test_a_request_whose_row_is_not_written_is_never_stored(
-    storage: Storage, make_service: MakeService, tmp_path: Path
+    storage: Storage, start_slow: StartSlow, tmp_path: Path
 ) -> None:
-    store = SlowRows(storage)
-    service = await make_service(job_store=store)
+    store, service = await start_slow()
     drawn = tmp_path / "drawn"
 
     async def before() -> None:
@@ -93,10 +106,9 @@ async def test_a_request_whose_row_is_not_written_is_never_stored(
 
 
 async def test_another_users_job_waits_for_the_head_start_and_both_are_drawn_once(
-    storage: Storage, make_service: MakeService, tmp_path: Path
+    storage: Storage, start_slow: StartSlow, tmp_path: Path
 ) -> None:
-    store = SlowRows(storage)
-    service = await make_service(job_store=store)
+    store, service = await start_slow()
     drawn, gate = tmp_path / "drawn", tmp_path / "gate"
     other_done = asyncio.Event()
 
@@ -118,10 +130,9 @@ async def test_another_users_job_waits_for_the_head_start_and_both_are_drawn_onc
 
 
 async def test_a_worker_killed_during_a_head_start_is_replaced_and_the_job_retried(
-    storage: Storage, make_service: MakeService, tmp_path: Path
+    storage: Storage, start_slow: StartSlow, tmp_path: Path
 ) -> None:
-    store = SlowRows(storage)
-    service = await make_service(job_store=store)
+    store, service = await start_slow()
     drawn, gate = tmp_path / "drawn", tmp_path / "gate"
     killed: list[int] = []
 
@@ -161,13 +172,10 @@ async def test_cancelling_a_job_drawn_from_its_head_start_stops_the_engine(
     assert await avatars_per_job(storage) == {after.job_id: 1}
 
 
-async def test_cancelling_a_queued_job_stops_its_head_start(
-    storage: Storage, make_service: MakeService, tmp_path: Path
-) -> None:
+async def test_cancelling_a_queued_job_stops_its_head_start(storage: Storage, start_slow: StartSlow) -> None:
     """The job is cancelled after its row is written and before its batch leaves (another batch is in
     the way): the engine stops the drawing that started ahead of it."""
-    store = SlowRows(storage)
-    service = await make_service(engines=(SEQ, SLOW), job_timeout_s=120, job_store=store)
+    store, service = await start_slow(engines=(SEQ, SLOW), job_timeout_s=120)
     handles: list[Any] = []
 
     async def before() -> None:
@@ -192,3 +200,25 @@ async def test_cancelling_a_queued_job_stops_its_head_start(
         await result_of(first)
     await result_of(handles[0])  # within the deadline: the 60 s drawing was stopped
     assert list(await avatars_per_job(storage)) == [handles[0].job_id]
+
+
+async def test_stopping_while_a_row_is_written_leaves_the_job_queued_for_the_next_start(
+    storage: Storage, start_slow: StartSlow, tmp_path: Path
+) -> None:
+    store, service = await start_slow(engines=(SEQ, SLOW), job_timeout_s=120)
+    stopping: list[asyncio.Future[None]] = []
+
+    async def before() -> None:
+        await asyncio.sleep(0.1)  # the head start is under way
+        stopping.append(asyncio.ensure_future(service.stop(drain_timeout=0.5)))
+        await asyncio.sleep(0)
+
+    store.before = before
+    handle = await service.submit(req("a", engine="slowseq"))
+
+    with pytest.raises(ServiceStopped):
+        await result_of(handle)
+    async with asyncio.timeout(30):
+        await stopping[0]  # the 60 s drawing does not hold the stop up
+    assert [status for status, _, _ in (await jobs_in_db(storage)).values()] == ["queued"]
+    assert await avatars_per_job(storage) == {}
