@@ -251,8 +251,13 @@ class LocalPool:
         if ahead.dropped:
             return
         ahead.dropped = True
-        if ahead.task is not None and not ahead.task.done() and self._supervisor is not None:
-            await self._supervisor.cancel([ahead.job_id])
+        sup, task = self._supervisor, ahead.task
+        if task is None or task.done() or sup is None:
+            return
+        if sup.busy:  # the engine process has it: stopped between steps, or skipped
+            await sup.cancel([ahead.job_id])
+        else:  # not sent yet (a new engine process is starting): it need not be
+            task.cancel()
 
     async def run_batch(
         self, batch: RunBatch, listener: BatchListener, *, resend: bool = True
@@ -264,8 +269,12 @@ class LocalPool:
                 self._ahead = None
                 report = await self._take_over(ahead, ahead.task, batch.items[0][0], listener)
             else:
+                if any(request is ahead.request for _, request in batch.items):
+                    await self._drop(ahead)  # drawn in this batch with others: not taken over later
                 if not ahead.task.done():  # one batch at a time: this one goes once that drawing ends
                     await asyncio.wait([ahead.task])
+                if ahead.dropped and self._ahead is ahead:
+                    self._ahead = None
                 report = await self._supervisor.run(batch, listener.update)
         else:
             report = await self._supervisor.run(batch, listener.update)

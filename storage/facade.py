@@ -290,17 +290,27 @@ class Storage:
 
     async def write_pending(self) -> int:
         """Write out the pictures whose bytes are only in ``pending_blobs`` (a process stopped between
-        their commit and their file), then drop those rows; returns how many. Idempotent."""
+        their commit and their file), then drop those rows; returns how many were written. Rows no
+        avatar points at any more go without a file. A file that cannot be written is logged and its
+        row kept (readers use it; the next open tries again). Idempotent."""
+        await self._discard_orphans(await self._run(journal.unreferenced_keys))
         keys = await self._run(journal.pending_keys)
+        written = 0
         for key in keys:
             async with self._locks.hold(key):
                 data = await self._run(journal.read_pending, key)
-                if data is not None:
+                if data is None:
+                    continue
+                try:
                     await asyncio.to_thread(self.blobs.put, data)
-                    await self._run(journal.drop_pending, [key])
-        if keys:
-            log.info("wrote out %d pictures that were committed before their files", len(keys))
-        return len(keys)
+                except OSError as exc:
+                    log.warning("picture %s stays in the database: its file cannot be written (%s)", key, exc)
+                    continue
+                await self._run(journal.drop_pending, [key])
+                written += 1
+        if written:
+            log.info("wrote out %d pictures that were committed before their files", written)
+        return written
 
     async def __aenter__(self) -> Self:
         return self
@@ -537,9 +547,10 @@ class Storage:
             return await asyncio.to_thread(self.blobs.get, key)
         except BlobNotFound:
             data = await self._run(journal.read_pending, key)
-            if data is None:
-                raise
-            return data
+            if data is not None:
+                return data
+        # Its row went meanwhile, which happens only once its file is durable.
+        return await asyncio.to_thread(self.blobs.get, key)
 
     async def image_path(self, avatar: Avatar) -> Path | None:
         """A local file holding the avatar's image (to send without reading it), or None."""
@@ -588,7 +599,7 @@ class Storage:
             referenced = await avatars.referenced_blob_keys(s)
         orphans = [k for k in candidates if k not in referenced]
         removed = await self._discard_orphans(orphans)
-        removed += await self._run(journal.drop_unreferenced)
+        removed += await self._discard_orphans(await self._run(journal.unreferenced_keys))
         temp_age = max(grace_seconds, TEMP_FILE_MIN_AGE_SECONDS)
         temp = await asyncio.to_thread(self.blobs.sweep_temp, older_than=temp_age)
         if removed or temp:

@@ -38,7 +38,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.util import greenlet_spawn
 
 from storage import avatars, jobs, journal, users
-from storage.blobs import blob_key_for
+from storage.blobs import BlobStore, blob_key_for
 from storage.errors import InvalidTransition, NotFound
 from storage.facade import Finished, JobResult, Storage, checked_results, finish_answer, new_avatar_fields
 from storage.models import Avatar, Job, JobStatus, User, utcnow
@@ -353,13 +353,13 @@ def _finish_rows(
     items: Sequence[tuple[JobResult, str]],
     missing: Mapping[str, bytes],
     written: Sequence[str],
-) -> tuple[list[Finished | Exception], dict[str, bytes]]:
+) -> tuple[list[Finished | Exception], dict[str, bytes], set[str]]:
     """The rows of a batch's pictures (what ``Storage.finish_jobs`` writes): lock the jobs, insert the new
     avatars in one statement, mark each job done (prepared once), and record as pending the bytes of
     each new avatar whose file is ``missing`` (key -> bytes), so that the commit makes them durable
     with the rows (storage/journal.py). The pending rows of ``written`` (files durable now) go.
-    Returns the answers and the pending pictures recorded."""
-    journal.drop_pending(conn, written)
+    Returns the answers, the pending pictures recorded and the keys of ``written`` whose rows were there."""
+    dropped = journal.drop_pending(conn, written)
     ids = [result.job_id for result, _ in items]
     rows = {row.id: row for row in conn.execute(_LOCK_JOBS, {"ids": ids}).all()}
     # A job gets its avatar in the transaction that marks it done: only a done job can have one.
@@ -399,14 +399,20 @@ def _finish_rows(
                 raise RuntimeError("jobs changed while they were being finished")
     pending = {a.blob_key: missing[a.blob_key] for a in finishing.values() if a.blob_key in missing}
     journal.insert_pending(conn, pending)
-    return [
-        answer if answer is not None else finishing[result.job_id]
-        for (result, _key), answer in zip(items, answers, strict=True)
-    ], pending
+    return (
+        [
+            answer if answer is not None else finishing[result.job_id]
+            for (result, _key), answer in zip(items, answers, strict=True)
+        ],
+        pending,
+        dropped,
+    )
 
 
-def _keys(images: Sequence[bytes]) -> list[str]:
-    return [blob_key_for(image) for image in images]
+def _keys(images: Sequence[bytes], blobs: BlobStore) -> tuple[list[str], dict[str, bool]]:
+    """The images' blob keys, and which of them have a file (given a fresh age: journal.touch_all)."""
+    keys = [blob_key_for(image) for image in images]
+    return keys, journal.touch_all(blobs, set(keys))
 
 
 class SqlJobStore:
@@ -523,26 +529,30 @@ class SqlJobStore:
             images = [results[i].image for i in todo]
             # Hashing takes ~0.14 ms per 100 KB: a lone picture is hashed here (a thread hop would cost
             # as much), anything bigger off the loop.
+            # The files' presence is checked with them (a stat each).
             if sum(len(image) for image in images) <= INLINE_HASH_BYTES:
-                keys = _keys(images)
+                keys, present = _keys(images, storage.blobs)
             else:
-                keys = await asyncio.to_thread(_keys, images)
+                keys, present = await asyncio.to_thread(_keys, images, storage.blobs)
             # storage's per-key locks (the same ones its deletions take); storage/ is one package
             locks, pending = storage._locks, storage.journal
             async with AsyncExitStack() as held:
                 for key in sorted(set(keys)):  # one order everywhere: no lock cycles
                     await held.enter_async_context(locks.hold(key))
-                missing = pending.missing(dict(zip(keys, images, strict=True)))
+                missing = pending.missing(dict(zip(keys, images, strict=True)), present)
                 written = pending.take_written()
                 items = [(results[i], k) for i, k in zip(todo, keys, strict=True)]
                 try:
-                    answers, recorded = await self._tx.run(
+                    answers, recorded, dropped = await self._tx.run(
                         partial(_finish_rows, items=items, missing=missing, written=written)
                     )
                 except BaseException:
                     pending.give_back(written)
                     raise
                 pending.write(recorded)  # before the locks go
+            # Rows another process dropped meanwhile (it deleted their avatars, or wrote them out itself):
+            # keep each file only if a row still wants it.
+            await storage._discard_orphans(set(written) - dropped)
             for index, answer in zip(todo, answers, strict=True):
                 out[index] = answer
         return [entry if entry is not None else RuntimeError("not stored") for entry in out]

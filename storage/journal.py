@@ -35,10 +35,10 @@ from storage.models import Avatar, PendingBlob, utcnow
 __all__ = [
     "BlobJournal",
     "drop_pending",
-    "drop_unreferenced",
     "insert_pending",
     "pending_keys",
     "read_pending",
+    "unreferenced_keys",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,14 @@ _INSERT: dict[str, Any] = {
     "postgresql": postgresql.insert(_PENDING).on_conflict_do_nothing(index_elements=["key"]),
 }
 _KEYS_PRESENT = sa.select(_PENDING.c.key).where(_PENDING.c.key.in_(sa.bindparam("keys", expanding=True)))
-_DROP = sa.delete(_PENDING).where(_PENDING.c.key.in_(sa.bindparam("keys", expanding=True)))
+_DROP = (
+    sa.delete(_PENDING)
+    .where(_PENDING.c.key.in_(sa.bindparam("keys", expanding=True)))
+    .returning(_PENDING.c.key)
+)
 _DATA = sa.select(_PENDING.c.data).where(_PENDING.c.key == sa.bindparam("key"))
 _ALL_KEYS = sa.select(_PENDING.c.key).order_by(_PENDING.c.created_at)
-_UNREFERENCED = sa.delete(_PENDING).where(_PENDING.c.key.not_in(sa.select(_AVATARS.c.blob_key)))
+_UNREFERENCED = sa.select(_PENDING.c.key).where(~sa.exists().where(_AVATARS.c.blob_key == _PENDING.c.key))
 
 
 def insert_pending(conn: sa.Connection, images: Mapping[str, bytes]) -> None:
@@ -73,10 +77,14 @@ def insert_pending(conn: sa.Connection, images: Mapping[str, bytes]) -> None:
         conn.execute(insert, rows)
 
 
-def drop_pending(conn: sa.Connection, keys: Sequence[str]) -> None:
-    """Drop the pending rows of ``keys`` (their files are durable), in the caller's transaction."""
-    if keys:
-        conn.execute(_DROP, {"keys": list(keys)})
+def drop_pending(conn: sa.Connection, keys: Sequence[str]) -> set[str]:
+    """Drop the pending rows of ``keys`` (their files are durable), in the caller's transaction; returns
+    the keys whose rows were there. One that was not lost its row meanwhile to a deletion in another
+    process, or to another process's :func:`storage.Storage.open`: the caller checks whether its file is
+    still wanted."""
+    if not keys:
+        return set()
+    return set(conn.execute(_DROP, {"keys": list(keys)}).scalars())
 
 
 def read_pending(conn: sa.Connection, key: str) -> bytes | None:
@@ -90,10 +98,17 @@ def pending_keys(conn: sa.Connection) -> list[str]:
     return list(conn.execute(_ALL_KEYS).scalars())
 
 
-def drop_unreferenced(conn: sa.Connection) -> int:
-    """Drop the pending rows no avatar points at (their avatars were deleted by another process while
-    the file was not written yet); returns how many."""
-    return int(conn.execute(_UNREFERENCED).rowcount or 0)
+def unreferenced_keys(conn: sa.Connection) -> list[str]:
+    """The pending keys no avatar points at (their avatars were deleted by another process while the
+    file was not written yet, or before a crash)."""
+    return list(conn.execute(_UNREFERENCED).scalars())
+
+
+def touch_all(blobs: BlobStore, keys: Iterable[str]) -> dict[str, bool]:
+    """Which of ``keys`` have a file; those get a fresh age (:meth:`BlobStore.touch`), as
+    :meth:`BlobStore.put` gives a blob it finds, so that a garbage collection in another process leaves
+    them for the row about to point at them. File system calls: off the loop, or with the hashing."""
+    return {key: blobs.touch(key) for key in keys}
 
 
 def _put_all(blobs: BlobStore, images: Iterable[bytes]) -> None:
@@ -123,14 +138,13 @@ class BlobJournal:
         self._writing: dict[str, asyncio.Future[None]] = {}  # key -> the file write in flight
         self._written: set[str] = set()  # durable as files: their pending rows may go
 
-    def missing(self, images: Mapping[str, bytes]) -> dict[str, bytes]:
-        """Of ``images`` (key -> bytes), those whose file is not durable here yet. The others get a
-        fresh age (:meth:`BlobStore.touch`), as :meth:`BlobStore.put` gives a blob it finds, so that a
-        garbage collection in another process leaves them for the row about to point at them."""
+    def missing(self, images: Mapping[str, bytes], present: Mapping[str, bool]) -> dict[str, bytes]:
+        """Of ``images`` (key -> bytes), those whose file is not durable here yet: not ``present``
+        (:func:`touch_all`, run before), or due or being written here."""
         return {
             key: data
             for key, data in images.items()
-            if key in self._due or key in self._writing or not self.blobs.touch(key)
+            if key in self._due or key in self._writing or not present.get(key, False)
         }
 
     def write(self, images: Mapping[str, bytes]) -> None:

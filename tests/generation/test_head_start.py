@@ -10,10 +10,13 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from generation.engines import engine_spec
+from generation.jobs import RunBatch
+from generation.pool import LocalPool, PoolHooks, PoolLimits
 from generation.service import GenerationService, JobCancelled, ServiceStopped
 from storage import Storage
 from storage.jobstore import SqlJobStore
@@ -222,3 +225,42 @@ async def test_stopping_while_a_row_is_written_leaves_the_job_queued_for_the_nex
         await stopping[0]  # the 60 s drawing does not hold the stop up
     assert [status for status, _, _ in (await jobs_in_db(storage)).values()] == ["queued"]
     assert await avatars_per_job(storage) == {}
+
+
+class _Heard:
+    """A batch listener that keeps what it hears (the pool's side of the service)."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    def update(self, message: Any) -> None:
+        self.messages.append(message)
+
+    def outcome(self, outcome: Any, run_s: float) -> Any:  # pragma: no cover - the local pool reports
+        raise AssertionError("the local pool reports outcomes in its BatchReport")
+
+
+async def test_a_head_start_drawn_again_in_a_batch_with_others_is_never_taken_over_later(
+    tmp_path: Path,
+) -> None:
+    """The dispatcher may put the head-started request in a batch with another user's (their rows were
+    written first): that batch draws it, and a later batch of it alone (a retry) draws it again instead
+    of taking over the stale head start."""
+    drawn = tmp_path / "drawn"
+    pool = LocalPool([engine_spec(SEQ)])
+    pool.attach(cast(PoolHooks, None), PoolLimits(job_timeout_s=30, max_attempts=2, max_batch=4))
+    await pool.start()
+    try:
+        first = req("a", f"count:{drawn}", n=1, engine="seq")
+        other = req("b", f"count:{drawn}", n=2, engine="seq")
+        assert pool.head_start(first)
+        together = await pool.run_batch(RunBatch(1, ((12, other), (11, first))), _Heard())
+        before = count_lines(drawn)
+        alone = await pool.run_batch(RunBatch(2, ((11, first),)), _Heard())
+    finally:
+        await pool.stop(5)
+
+    assert [o.job_id for o in together.outcomes] == [12, 11] and not together.lost
+    assert before[-2:] == ["2", "1"]
+    assert [o.job_id for o in alone.outcomes] == [11] and alone.outcomes[0].result is not None
+    assert count_lines(drawn) == [*before, "1"]  # drawn again, not the stale head start

@@ -174,3 +174,45 @@ async def test_a_database_with_pending_pictures_is_not_downgraded_past_them(empt
         await engine.dispose()
     await migrate.downgrade(empty_db_url, "0002")
     assert await migrate.current_revision(empty_db_url) == "0002"
+
+
+async def test_a_file_whose_pending_row_another_process_dropped_is_kept_only_if_wanted(
+    storage: Storage, alice: User
+) -> None:
+    """Another process deleted the avatar (and its pending row) while this one wrote the file: the next
+    transaction finds the row gone and removes the file nobody wants."""
+    storage.journal.delay_s = HOLD
+    store = SqlJobStore(storage)
+    gone = await _done_job(store, alice, 6)
+    kept = await _done_job(store, alice, 7)
+    await storage.journal.drain()
+    async with storage.engine.begin() as conn:  # what a forget in another process does to the rows
+        await conn.execute(sa.text("DELETE FROM avatars WHERE id = :id"), {"id": gone["avatar_id"]})
+        await conn.execute(sa.text("DELETE FROM pending_blobs"))
+
+    await _done_job(store, alice, 8)
+
+    assert not storage.blobs.exists(gone["blob_key"])
+    assert storage.blobs.get(kept["blob_key"]) == image(7)
+
+
+async def test_opening_writes_out_what_it_can_and_keeps_the_rest(
+    storage: Storage, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage.journal.delay_s = HOLD
+    stored = await _done_job(SqlJobStore(storage), alice, 9)
+    async with storage.engine.begin() as conn:
+        await conn.run_sync(journal.insert_pending, {"ef" * 32: b"no avatar points at this"})
+
+    def full(data: bytes) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage.blobs, "put", full)
+    assert await storage.write_pending() == 0  # logged, not raised: readers use the rows meanwhile
+    assert await _pending(storage) == [stored["blob_key"]]  # the row nobody wants went without a file
+    assert await storage.read_blob(stored["blob_key"]) == image(9)
+
+    monkeypatch.undo()
+    assert await storage.write_pending() == 1
+    assert storage.blobs.get(stored["blob_key"]) == image(9)
+    assert await _pending(storage) == []
