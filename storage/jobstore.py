@@ -38,7 +38,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.util import greenlet_spawn
 
 from storage import avatars, jobs, journal, users
-from storage.blobs import BlobStore, blob_key_for
+from storage.blobs import blob_key_for
 from storage.errors import InvalidTransition, NotFound
 from storage.facade import Finished, JobResult, Storage, checked_results, finish_answer, new_avatar_fields
 from storage.models import Avatar, Job, JobStatus, User, utcnow
@@ -409,10 +409,8 @@ def _finish_rows(
     )
 
 
-def _keys(images: Sequence[bytes], blobs: BlobStore) -> tuple[list[str], dict[str, bool]]:
-    """The images' blob keys, and which of them have a file (given a fresh age: journal.touch_all)."""
-    keys = [blob_key_for(image) for image in images]
-    return keys, journal.touch_all(blobs, set(keys))
+def _keys(images: Sequence[bytes]) -> list[str]:
+    return [blob_key_for(image) for image in images]
 
 
 class SqlJobStore:
@@ -528,17 +526,22 @@ class SqlJobStore:
             storage = self.storage
             images = [results[i].image for i in todo]
             # Hashing takes ~0.14 ms per 100 KB: a lone picture is hashed here (a thread hop would cost
-            # as much), anything bigger off the loop.
-            # The files' presence is checked with them (a stat each).
-            if sum(len(image) for image in images) <= INLINE_HASH_BYTES:
-                keys, present = _keys(images, storage.blobs)
-            else:
-                keys, present = await asyncio.to_thread(_keys, images, storage.blobs)
+            # as much), anything bigger off the loop; so are the files' checks below (a stat each).
+            inline = sum(len(image) for image in images) <= INLINE_HASH_BYTES
+            keys = _keys(images) if inline else await asyncio.to_thread(_keys, images)
             # storage's per-key locks (the same ones its deletions take); storage/ is one package
             locks, pending = storage._locks, storage.journal
             async with AsyncExitStack() as held:
                 for key in sorted(set(keys)):  # one order everywhere: no lock cycles
                     await held.enter_async_context(locks.hold(key))
+                # Under the locks: a deletion of this process cannot take a file between its check and
+                # the commit of the row that relies on it.
+                unique = set(keys)
+                present = (
+                    journal.touch_all(storage.blobs, unique)
+                    if inline
+                    else await asyncio.to_thread(journal.touch_all, storage.blobs, unique)
+                )
                 missing = pending.missing(dict(zip(keys, images, strict=True)), present)
                 written = pending.take_written()
                 items = [(results[i], k) for i, k in zip(todo, keys, strict=True)]

@@ -107,7 +107,8 @@ def unreferenced_keys(conn: sa.Connection) -> list[str]:
 def touch_all(blobs: BlobStore, keys: Iterable[str]) -> dict[str, bool]:
     """Which of ``keys`` have a file; those get a fresh age (:meth:`BlobStore.touch`), as
     :meth:`BlobStore.put` gives a blob it finds, so that a garbage collection in another process leaves
-    them for the row about to point at them. File system calls: off the loop, or with the hashing."""
+    them for the row about to point at them. Call it under the keys' locks (``Storage._locks``), so that
+    no deletion of this process takes a file between this check and the commit that relies on it."""
     return {key: blobs.touch(key) for key in keys}
 
 
