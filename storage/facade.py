@@ -21,10 +21,11 @@ things only through the repository functions.
 
 Blob safety. ``finish_job`` writes the blob first and the row second, so a row never points at a
 missing blob. The job store's hot path commits a new picture's bytes with its row instead and writes
-the file just after (:mod:`storage.journal`): readers use :meth:`Storage.read_blob`. Deleting blobs (``forget_user``, ``gc_blobs``) re-checks under a per-key lock that no
-row points at the key; ``finish_job`` holds the same lock from the blob write to the commit, so within
-one process the two never interleave. Across processes ``gc_blobs`` only
-touches blobs older than a grace period (a repeated write refreshes a blob's age).
+the file just after (:mod:`storage.journal`): readers use :meth:`Storage.read_blob`. Deleting blobs
+(``forget_user``, ``gc_blobs``) re-checks under a per-key lock that no row points at the key;
+``finish_job`` holds the same lock from the blob write to the commit, so within one process the two
+never interleave. Across processes ``gc_blobs`` only touches blobs older than a grace period (a repeated
+write refreshes a blob's age).
 """
 
 from __future__ import annotations
@@ -228,9 +229,8 @@ class Storage:
         self.sessionmaker: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
         self.blobs = blobs
         self._locks = _KeyLocks()
-        self.journal = journal.BlobJournal(
-            blobs
-        )  # pictures committed before their files (storage/journal.py)
+        # Pictures committed before their files (storage/journal.py).
+        self.journal = journal.BlobJournal(blobs)
 
     @classmethod
     async def open(
