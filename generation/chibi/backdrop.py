@@ -39,14 +39,18 @@ SPARKLE_OPACITY = 0.8
 SPARKLE = round(SPARKLE_OPACITY * 255) << 24 | 0xFFFFFF  # white at that opacity, ARGB
 
 
+# A five-pointed star's ten corners from the top clockwise: (radius as a share of the outer one, cos, sin).
+_STAR_CORNERS = tuple(
+    (1.0 if i % 2 == 0 else 0.45, math.cos(a), math.sin(a))
+    for i in range(10)
+    for a in (-math.pi / 2 + i * math.pi / 5,)
+)
+
+
 def star5(x: float, y: float, r: float, fill: str, stroke: str | None = None) -> str:
     """A five-pointed star centred at (x, y) with outer radius ``r`` (an outline of ``fill``'s line colour
     unless ``stroke`` is given)."""
-    pts = []
-    for i in range(10):
-        a = -math.pi / 2 + i * math.pi / 5
-        rr = r if i % 2 == 0 else r * 0.45
-        pts.append(f"{f(x + rr * math.cos(a))},{f(y + rr * math.sin(a))}")
+    pts = [f"{f(x + r * k * cos)},{f(y + r * k * sin)}" for k, cos, sin in _STAR_CORNERS]
     return path(
         "M" + "L".join(pts) + "Z",
         fill=fill,
@@ -260,11 +264,7 @@ class _Outline:
 
 def _star_outline() -> _Outline:
     """A star's ten corners for outer radius 1, from the top clockwise (``star5``'s points)."""
-    corners = []
-    for i in range(10):
-        a = -math.pi / 2 + i * math.pi / 5
-        rr = 1 if i % 2 == 0 else 0.45
-        corners.append((rr * math.cos(a), rr * math.sin(a)))
+    corners = [(k * cos, k * sin) for k, cos, sin in _STAR_CORNERS]
     return _Outline(np.array(corners), bytes((_MOVE, *[_LINE] * 9, _CLOSE)))
 
 
