@@ -49,7 +49,7 @@ from storage.blobs import BlobStore, FileBlobStore, blob_key_for
 from storage.db import create_engine, make_sessionmaker, redact_url
 from storage.errors import BlobNotFound, InvalidTransition, NotFound
 from storage.jobs import Message
-from storage.models import Avatar, Job, JobStatus, PendingBlob, new_public_id, utcnow
+from storage.models import Avatar, Job, JobStatus, new_public_id, utcnow
 from storage.refs import UserRef, check_json_text, check_text
 
 __all__ = [
@@ -620,7 +620,7 @@ class Storage:
         async with self.transaction() as s:
             if await avatars.blob_is_referenced(s, key):
                 return 0
-            pending = await s.execute(sa.delete(PendingBlob).where(PendingBlob.key == key))
+            pending = (await s.execute(journal.DROP, {"keys": [key]})).scalars().all()
         self.journal.forget(key)
         removed = await asyncio.to_thread(self.blobs.delete, key)
-        return int(removed or bool(cast(sa.CursorResult[Any], pending).rowcount))
+        return int(removed or bool(pending))

@@ -33,6 +33,7 @@ from storage.blobs import BlobStore
 from storage.models import Avatar, PendingBlob, utcnow
 
 __all__ = [
+    "DROP",
     "BlobJournal",
     "drop_pending",
     "insert_pending",
@@ -51,7 +52,7 @@ _INSERT: dict[str, Any] = {
     "postgresql": postgresql.insert(_PENDING).on_conflict_do_nothing(index_elements=["key"]),
 }
 _KEYS_PRESENT = sa.select(_PENDING.c.key).where(_PENDING.c.key.in_(sa.bindparam("keys", expanding=True)))
-_DROP = (
+DROP = (  # pending rows by key, RETURNING the keys whose rows were there
     sa.delete(_PENDING)
     .where(_PENDING.c.key.in_(sa.bindparam("keys", expanding=True)))
     .returning(_PENDING.c.key)
@@ -84,7 +85,7 @@ def drop_pending(conn: sa.Connection, keys: Sequence[str]) -> set[str]:
     still wanted."""
     if not keys:
         return set()
-    return set(conn.execute(_DROP, {"keys": list(keys)}).scalars())
+    return set(conn.execute(DROP, {"keys": list(keys)}).scalars())
 
 
 def read_pending(conn: sa.Connection, key: str) -> bytes | None:
